@@ -1,9 +1,10 @@
 // swift-tools-version:6.0
 import PackageDescription
 
-// Release builds drop bounds and exclusivity checks in the numerical code; debug builds keep them.
+// Release builds drop bounds and exclusivity checks in the numerical code (debug builds keep them),
+// and stay testable so the test suite can run on the fast build.
 let fastSwift: [SwiftSetting] = [
-    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked"], .when(configuration: .release)),
+    .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-enable-testing"], .when(configuration: .release)),
 ]
 
 let package = Package(

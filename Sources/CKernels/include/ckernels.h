@@ -30,3 +30,58 @@ float nmt_sum(const float *x, size_t n);
 }
 #endif
 #endif
+
+#ifndef CKERNELS_NN_H
+#define CKERNELS_NN_H
+#include <stdint.h>
+#ifdef __cplusplus
+extern "C" {
+#endif
+// ---------------------------------------------------------------------------------------------
+// GRU gates, torch.nn.GRU convention (r, z, n; the reset gate multiplies the recurrent
+// projection including its bias):
+//   r = σ(gi_r + gh_r)   z = σ(gi_z + gh_z)   n = tanh(gi_n + r ⊙ gh_n)
+//   h' = (1 − z) ⊙ n + z ⊙ h      and with a mask m ∈ {0,1}:  h_out = m h' + (1 − m) h
+// gi, gh: [B, 3H] with row strides ldgi, ldgh (projections incl. biases)
+// cache:  [B, 4H] per step: r, z, n, gh_n — what the backward pass needs
+// mask:   [B] or NULL (all ones)
+void nmt_gru_forward(int B, int H, const float *gi, int ldgi, const float *gh, int ldgh,
+                     const float *hprev, const float *mask, float *cache, float *h);
+// dh: [B, H] gradient w.r.t. h_out. Writes dgi, dgh: [B, 3H] (row strides lddgi, lddgh),
+// gradients w.r.t. the pre-activation projections, and dhprev: [B, H] = the part of dL/dh that
+// does not go through W_hh (the caller adds dgh · W_hh with a GEMM).
+void nmt_gru_backward(int B, int H, const float *cache, const float *hprev, const float *mask,
+                      const float *dh, float *dgi, int lddgi, float *dgh, int lddgh, float *dhprev);
+
+// ---------------------------------------------------------------------------------------------
+// Additive attention for one decoder step over all sentences of a batch.
+//   e_bi = v · tanh(K_ib + q_b),  α_b = softmax over unmasked i,  ctx_b = Σ_i α_bi C_ib
+// keys: [Ts, B, A] time-major; query: [B, A] with row stride ldq; v: [A]
+// srcMask: [Ts, B]; enc: [Ts, B, C]; alpha out: [B, Ts]; ctx out: [B, C]
+void nmt_attention_forward(int Ts, int B, int A, int C, const float *keys, const float *query,
+                           int ldq, const float *v, const float *srcMask, const float *enc,
+                           float *alpha, float *ctx);
+// Backward of the above given dctx: [B, C]. Recomputes tanh(K + q) instead of storing it.
+// Accumulates into dkeys [Ts,B,A], dv [A], denc [Ts,B,C]; writes dquery [B, A] (stride lddq).
+void nmt_attention_backward(int Ts, int B, int A, int C, const float *keys, const float *query,
+                            int ldq, const float *v, const float *srcMask, const float *enc,
+                            const float *alpha, const float *dctx, float *dkeys, float *dquery,
+                            int lddq, float *dv, float *denc);
+
+// ---------------------------------------------------------------------------------------------
+// Cross-entropy with label smoothing over rows of logits [N, V], in place.
+// Target distribution q = (1 − ε) onehot(y) + ε / V.  Row loss = −Σ_k q_k log p_k.
+// weights: [N] (0 for padding). On return logits holds dL/dlogits = (p − q) · w · gradScale.
+// Returns Σ_rows w · loss; *nllSum gets Σ_rows w · (−log p_y).
+double nmt_label_smoothed_xent(float *logits, int N, int V, const int32_t *targets,
+                               const float *weights, float epsilon, float gradScale,
+                               double *nllSum);
+
+/// y[i] = x[i] * m[i]
+void nmt_mul(const float *x, const float *m, float *y, size_t n);
+/// dx[i] = dy[i] * (1 − y[i]²): backward of tanh given its output y.
+void nmt_tanh_backward(const float *y, const float *dy, float *dx, size_t n);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -1,0 +1,80 @@
+import CBLAS
+
+/// Row-major matrix products through OpenBLAS. Every matrix product in SwiftNMT goes through here.
+public enum BLAS {
+    /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
+    @inline(__always)
+    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+                            alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                            b: UnsafePointer<Float>, ldb: Int,
+                            beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
+        guard m > 0, n > 0 else { return }
+        if k == 0 {
+            if beta != 1 { for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } } }
+            return
+        }
+        cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
+                    Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
+    }
+
+    /// y[m] = alpha · a[m×n] · x + beta · y (or aᵀ when `trans`).
+    @inline(__always)
+    public static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+                            x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
+        guard m > 0, n > 0 else { return }
+        cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
+    }
+
+    /// y += alpha · x
+    @inline(__always)
+    public static func axpy(_ n: Int, alpha: Float = 1, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+        cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
+    }
+
+    /// The number of threads OpenBLAS uses (initially from OPENBLAS_NUM_THREADS, else all cores).
+    public static var threads: Int {
+        get { Int(openblas_get_num_threads()) }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
+    }
+
+    // MARK: Layer-shaped helpers (weights stored [out, in] as in PyTorch)
+
+    /// y[n×out] = x[n×in] · wᵀ + bias, bias broadcast over rows (nil: no bias).
+    @inline(__always)
+    public static func linear(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
+                              weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outputs: Int,
+                              into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, accumulate: Bool = false) {
+        let ldy = ldy ?? outputs
+        if let bias, !accumulate {
+            for r in 0..<rows { (y + r * ldy).update(from: bias, count: outputs) }
+        }
+        gemm(transB: true, m: rows, n: outputs, k: inputs, a: x, lda: ldx ?? inputs, b: weight, ldb: inputs,
+             beta: (bias != nil || accumulate) ? 1 : 0, c: y, ldc: ldy)
+        if let bias, accumulate {
+            for r in 0..<rows { axpy(outputs, x: bias, y: y + r * ldy) }
+        }
+    }
+
+    /// Backward of `linear`: dW += dyᵀ·x, dBias += Σ_rows dy, and dx (+)= dy·W when dx is given.
+    @inline(__always)
+    public static func linearBackward(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
+                                      weight: UnsafePointer<Float>, outputs: Int,
+                                      dy: UnsafePointer<Float>, lddy: Int? = nil,
+                                      dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
+                                      dx: UnsafeMutablePointer<Float>?, lddx: Int? = nil, accumulateDx: Bool) {
+        let lddy = lddy ?? outputs
+        gemm(transA: true, m: outputs, n: inputs, k: rows, a: dy, lda: lddy, b: x, ldb: ldx ?? inputs,
+             beta: 1, c: dWeight, ldc: inputs)
+        if let dBias { addRows(dy, rows: rows, columns: outputs, ld: lddy, into: dBias) }
+        if let dx {
+            gemm(m: rows, n: inputs, k: outputs, a: dy, lda: lddy, b: weight, ldb: inputs,
+                 beta: accumulateDx ? 1 : 0, c: dx, ldc: lddx ?? inputs)
+        }
+    }
+
+    /// sum[c] += Σ_r x[r, c]
+    @inline(__always)
+    public static func addRows(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, into sum: UnsafeMutablePointer<Float>) {
+        for r in 0..<rows { axpy(columns, x: x + r * ld, y: sum) }
+    }
+}

@@ -1,0 +1,72 @@
+import Foundation
+
+/// A contiguous, 64-byte aligned array of Float32 owned by a reference, so that workspaces can hand
+/// out raw pointers to BLAS and to the C kernels without copies or exclusivity checks.
+public final class FloatBuffer {
+    public private(set) var count: Int
+    public private(set) var pointer: UnsafeMutablePointer<Float>
+
+    public init(count: Int) {
+        self.count = count
+        self.pointer = FloatBuffer.allocate(count)
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    public convenience init(_ values: [Float]) {
+        self.init(count: values.count)
+        values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
+    }
+
+    deinit { pointer.deallocate() }
+
+    private static func allocate(_ count: Int) -> UnsafeMutablePointer<Float> {
+        let raw = UnsafeMutableRawPointer.allocate(byteCount: max(count, 1) * MemoryLayout<Float>.stride, alignment: 64)
+        return raw.bindMemory(to: Float.self, capacity: max(count, 1))
+    }
+
+    /// Grows to at least `minimumCount` elements (contents are not kept); never shrinks.
+    /// Called when a batch is larger than any before, never inside a time loop.
+    public func reserve(_ minimumCount: Int) {
+        guard minimumCount > count else { return }
+        pointer.deallocate()
+        pointer = FloatBuffer.allocate(minimumCount)
+        pointer.initialize(repeating: 0, count: minimumCount)
+        count = minimumCount
+    }
+
+    public func zero(_ n: Int? = nil) { pointer.update(repeating: 0, count: n ?? count) }
+
+    public subscript(i: Int) -> Float {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+
+    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+}
+
+/// Growable Int32 storage for token ids, with the same reuse rules as `FloatBuffer`.
+public final class IntBuffer {
+    public private(set) var count: Int
+    public private(set) var pointer: UnsafeMutablePointer<Int32>
+
+    public init(count: Int) {
+        self.count = count
+        pointer = .allocate(capacity: max(count, 1))
+        pointer.initialize(repeating: 0, count: max(count, 1))
+    }
+
+    deinit { pointer.deallocate() }
+
+    public func reserve(_ minimumCount: Int) {
+        guard minimumCount > count else { return }
+        pointer.deallocate()
+        pointer = .allocate(capacity: minimumCount)
+        pointer.initialize(repeating: 0, count: minimumCount)
+        count = minimumCount
+    }
+
+    public subscript(i: Int) -> Int32 {
+        get { pointer[i] }
+        set { pointer[i] = newValue }
+    }
+}
