@@ -15,6 +15,7 @@ let package = Package(
         .executable(name: "mt-train", targets: ["mt-train"]),
         .executable(name: "mt-translate", targets: ["mt-translate"]),
         .executable(name: "mt-bleu", targets: ["mt-bleu"]),
+        .executable(name: "mt-bench", targets: ["mt-bench"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -59,6 +60,11 @@ let package = Package(
         ),
         .executableTarget(
             name: "mt-bleu",
+            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
+            swiftSettings: fastSwift
+        ),
+        .executableTarget(
+            name: "mt-bench",
             dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
             swiftSettings: fastSwift
         ),

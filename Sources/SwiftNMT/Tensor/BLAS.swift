@@ -2,6 +2,9 @@ import CBLAS
 
 /// Row-major matrix products through OpenBLAS. Every matrix product in SwiftNMT goes through here.
 public enum BLAS {
+    /// When set, every gemm/gemv adds its 2·m·n·k here (a test checks the analytic FLOP count with it).
+    nonisolated(unsafe) public static var flopTally: Double?
+
     /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
     @inline(__always)
     public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
@@ -9,6 +12,7 @@ public enum BLAS {
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
+        if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) * Double(k) }
         if k == 0 {
             if beta != 1 { for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } } }
             return
@@ -22,6 +26,7 @@ public enum BLAS {
     public static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
         guard m > 0, n > 0 else { return }
+        if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) }
         cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 

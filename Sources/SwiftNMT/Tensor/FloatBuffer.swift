@@ -25,13 +25,15 @@ public final class FloatBuffer {
     }
 
     /// Grows to at least `minimumCount` elements (contents are not kept); never shrinks.
-    /// Called when a batch is larger than any before, never inside a time loop.
+    /// Called when a batch is larger than any before, never inside a time loop; grows by at least
+    /// a quarter so that batches of slowly rising length do not reallocate (and fault pages) each time.
     public func reserve(_ minimumCount: Int) {
         guard minimumCount > count else { return }
+        let newCount = max(minimumCount, count + count / 4)
         pointer.deallocate()
-        pointer = FloatBuffer.allocate(minimumCount)
-        pointer.initialize(repeating: 0, count: minimumCount)
-        count = minimumCount
+        pointer = FloatBuffer.allocate(newCount)
+        pointer.initialize(repeating: 0, count: newCount)
+        count = newCount
     }
 
     public func zero(_ n: Int? = nil) { pointer.update(repeating: 0, count: n ?? count) }
@@ -59,10 +61,11 @@ public final class IntBuffer {
 
     public func reserve(_ minimumCount: Int) {
         guard minimumCount > count else { return }
+        let newCount = max(minimumCount, count + count / 4)
         pointer.deallocate()
-        pointer = .allocate(capacity: minimumCount)
-        pointer.initialize(repeating: 0, count: minimumCount)
-        count = minimumCount
+        pointer = .allocate(capacity: newCount)
+        pointer.initialize(repeating: 0, count: newCount)
+        count = newCount
     }
 
     public subscript(i: Int) -> Int32 {

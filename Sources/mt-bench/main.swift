@@ -1,0 +1,49 @@
+import ArgumentParser
+import Foundation
+import SwiftNMT
+
+/// Prints SwiftNMT's speed figures; `scripts/bench.sh` runs it on a release build.
+struct Bench: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mt-bench",
+        abstract: "Measure sgemm throughput and the reference model's training speed.",
+        discussion: "FLOP utilization = the model's analytically counted FLOPs per second ÷ the sgemm rate measured in the same run.")
+
+    @Option(help: "BLAS threads (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Option(help: "Timed training batches of 64 sentence pairs.")
+    var batches: Int = 12
+
+    @Option(help: "Square size of the sgemm measurement.")
+    var sgemmSize: Int = 2048
+
+    @Flag(help: "End with one JSON object on the last line.")
+    var json = false
+
+    func validate() throws {
+        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
+        guard batches >= 1 else { throw ValidationError("--batches must be at least 1") }
+    }
+
+    func run() throws {
+        BLAS.threads = threads
+        let sgemm = Benchmarks.sgemmGFlops(size: sgemmSize)
+        print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads, sgemm))
+        let config = ModelConfig.reference()
+        let training = try Benchmarks.training(config: config, batches: batches)
+        let utilization = training.gflops / sgemm
+        print(String(format: "training (reference model, batches of 64, lengths 10-20): %.0f target tokens/s, %.1f GFLOP/s, %.3f s/batch, %.0f tokens/batch",
+                     training.tokensPerSecond, training.gflops, training.secondsPerBatch, training.tokensPerBatch))
+        print(String(format: "FLOP utilization: %.1f%% of sgemm", utilization * 100))
+        if json {
+            let object: [String: Any] = [
+                "threads": threads, "sgemm_gflops": sgemm, "train_tokens_per_second": training.tokensPerSecond,
+                "train_gflops": training.gflops, "flop_utilization": utilization,
+            ]
+            let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
+            print(String(decoding: data, as: UTF8.self))
+        }
+    }
+}
+Bench.main()
