@@ -1,0 +1,86 @@
+import XCTest
+@testable import SwiftNMT
+
+final class TrainerTests: XCTestCase {
+    static func corpus(_ n: Int, seed: UInt64) -> ([[Int32]], [[Int32]]) {
+        var rng = RandomSource(seed: seed)
+        let sources = (0..<n).map { _ in (0..<(2 + Int(rng.next() % 8))).map { _ in Int32(4 + rng.next() % 20) } }
+        return (sources, sources.map { Array($0.reversed()) })
+    }
+
+    static func tinyOptions() -> TrainingOptions {
+        var o = TrainingOptions()
+        o.embedSize = 16; o.encoderHiddenSize = 16; o.decoderHiddenSize = 24; o.attentionSize = 16
+        o.batchSentences = 16; o.learningRate = 3e-3; o.dropout = 0.1; o.validEvery = 10; o.logEvery = 5
+        o.maxUpdates = 40; o.patience = 0; o.seed = 9
+        return o
+    }
+
+    func makeTrainer(_ options: TrainingOptions, directory: String) throws -> Trainer {
+        let (s, t) = Self.corpus(200, seed: 1), (vs, vt) = Self.corpus(30, seed: 2)
+        let model = try Seq2Seq(config: options.modelConfig(sourceVocabSize: 24, targetVocabSize: 24, jointVocabulary: true),
+                                seed: options.seed)
+        return try Trainer(options: options, model: model, directory: directory,
+                           trainSource: InMemorySequences(s), trainTarget: InMemorySequences(t),
+                           validSource: InMemorySequences(vs), validTarget: InMemorySequences(vt))
+    }
+
+    func temporaryDirectory() -> String {
+        let path = NSTemporaryDirectory() + "swiftnmt-trainer-\(UUID().uuidString)"
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: path) }
+        return path
+    }
+
+    /// Training interrupted after a checkpoint and resumed ends with bit-identical weights.
+    func testResumeContinuesExactly() throws {
+        let straight = try makeTrainer(Self.tinyOptions(), directory: temporaryDirectory())
+        var losses: [Double] = []
+        straight.onEvent = { if $0.kind == .train, let l = $0.loss { losses.append(l) } }
+        try straight.run()
+        XCTAssertLessThan(losses.last!, losses.first!, "training loss falls")
+
+        let directory = temporaryDirectory()
+        var firstHalf = Self.tinyOptions()
+        firstHalf.maxUpdates = 20
+        try makeTrainer(firstHalf, directory: directory).run()
+        let resumed = try makeTrainer(Self.tinyOptions(), directory: directory)
+        try resumed.resume(from: directory)
+        XCTAssertEqual(resumed.state.update, 20)
+        try resumed.run()
+        XCTAssertEqual(resumed.state.update, 40)
+        XCTAssertEqual(resumed.model.parameters.storage.array, straight.model.parameters.storage.array)
+    }
+
+    func testCheckpointRoundTripAndMismatchErrors() throws {
+        let directory = temporaryDirectory()
+        let trainer = try makeTrainer(Self.tinyOptions(), directory: directory)
+        try trainer.run()
+        let loaded = try ModelFiles.load(from: directory)
+        XCTAssertEqual(loaded.config, trainer.model.config)
+        // A configuration asking for other shapes is refused with the difference named.
+        var other = Self.tinyOptions()
+        other.decoderHiddenSize = 32
+        let mismatched = try makeTrainer(other, directory: temporaryDirectory())
+        XCTAssertThrowsError(try mismatched.resume(from: directory)) { error in
+            XCTAssertTrue("\(error)".contains("decoderHiddenSize"), "\(error)")
+        }
+        // A truncated weights file is reported, not loaded.
+        let weights = directory + "/" + ModelFiles.weights
+        let data = try Data(contentsOf: URL(fileURLWithPath: weights))
+        try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: weights))
+        XCTAssertThrowsError(try ModelFiles.load(from: directory)) { error in
+            XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
+        }
+    }
+
+    func testHalfPrecisionWeightsLoadWithinRounding() throws {
+        let model = try Seq2Seq(config: ModelConfig(sourceVocabSize: 20, targetVocabSize: 20, embedSize: 8, encoderHiddenSize: 8,
+                                                    decoderHiddenSize: 8, attentionSize: 8))
+        let directory = temporaryDirectory()
+        try ModelFiles.save(model, to: directory, dtype: .f16)
+        let loaded = try ModelFiles.load(from: directory)
+        for (a, b) in zip(model.parameters.storage.array, loaded.parameters.storage.array) {
+            XCTAssertEqual(a, b, accuracy: abs(a) * 1e-3 + 1e-7)
+        }
+    }
+}
