@@ -49,6 +49,16 @@ final class IncrementalDecoder {
         decoder.projectKeys(p, annotations: annotations, rows: sourceSteps * batch, into: keys.pointer)
     }
 
+    /// Gathers the states by parent row after a beam-search step: row r continues hypothesis parents[r].
+    func reorder(parents: [Int32]) {
+        let d = model.config.decoderHiddenSize
+        for l in states.indices {
+            let from = states[l].pointer, to = nextStates[l].pointer
+            for r in 0..<batch { (to + r * d).update(from: from + Int(parents[r]) * d, count: d) }
+            swap(&states[l], &nextStates[l])
+        }
+    }
+
     /// Advances every row by one token (`previous` [B]) and fills `logProbabilities` [B, Vt].
     func step(previous: UnsafePointer<Int32>, annotations: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>) {
         let c = model.config, p = model.parameters, w = decoder.w
