@@ -1,8 +1,124 @@
 import ArgumentParser
+import Foundation
 import SwiftNMT
 
-struct Main: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mt-preprocess", abstract: "Not yet implemented.")
-    func run() throws { throw ValidationError("mt-preprocess is not implemented yet") }
+/// Whether both languages share one SentencePiece model.
+enum VocabularySharing: String, EnumerableFlag {
+    case joint, separate
+
+    static func help(for value: VocabularySharing) -> ArgumentHelp? {
+        switch value {
+        case .joint: return "One SentencePiece model for both languages (spm.model; default)."
+        case .separate: return "One SentencePiece model per language (spm.SRC.model, spm.TGT.model)."
+        }
+    }
 }
+
+/// The SentencePiece model types offered on the command line.
+enum ModelTypeArgument: String, ExpressibleByArgument, CaseIterable {
+    case bpe, unigram
+    var modelType: SentencePieceModelType { self == .bpe ? .bpe : .unigram }
+}
+
+struct Main: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mt-preprocess",
+        abstract: "Raw parallel text -> SentencePiece model(s) and binary token datasets for mt-train.",
+        discussion: """
+        Reads PREFIX.LANG (or PREFIX.LANG.gz) for each prefix and both languages, trains SentencePiece \
+        on the training text, encodes every split, drops training pairs as Moses' clean-corpus-n does \
+        (empty side, longer than --max-length subwords, length ratio above --length-ratio; validation \
+        and test lines are never dropped) and writes into --destdir: spm*.model/.vocab, SPLIT.LANG.bin \
+        token datasets, SPLIT.LANG.txt raw text for valid/test, and manifest.json (see docs/data-format.md).
+
+        A --destdir holding a different preprocessing (or files without a manifest) is refused unless \
+        --force is given; re-running the identical command (same options, same input files and contents) \
+        is accepted and regenerates the outputs.
+        """)
+
+    @Option(name: [.customShort("s"), .customLong("source-lang")], help: "Source language code (file suffix), e.g. en.")
+    var sourceLang: String
+
+    @Option(name: [.customShort("t"), .customLong("target-lang")], help: "Target language code, e.g. de.")
+    var targetLang: String
+
+    @Option(name: .customLong("trainpref"), help: "Training prefix: reads PREFIX.SRC and PREFIX.TGT.")
+    var trainPrefix: String
+
+    @Option(name: .customLong("validpref"), help: "Validation prefix(es), comma-separated -> valid, valid1, ...")
+    var validPrefix: String?
+
+    @Option(name: .customLong("testpref"), help: "Test prefix(es), comma-separated -> test, test1, ...")
+    var testPrefix: String?
+
+    @Option(name: .customLong("destdir"), help: "Output directory (created when missing).")
+    var destDir: String
+
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary size of each SentencePiece model, special ids included.")
+    var vocabSize: Int = 8000
+
+    @Option(name: .customLong("model-type"), help: "SentencePiece model type: bpe or unigram.")
+    var modelType: ModelTypeArgument = .bpe
+
+    @Flag(help: "Vocabulary sharing.")
+    var sharing: VocabularySharing = .joint
+
+    @Option(name: .customLong("character-coverage"), help: "Share of characters the model covers (1.0 for alphabetic scripts, 0.9995 for CJK).")
+    var characterCoverage: Double = 1.0
+
+    @Option(name: .customLong("max-length"), help: "Drop training pairs with a side longer than this many subwords.")
+    var maxLength: Int = 100
+
+    @Option(name: .customLong("length-ratio"), help: "Drop training pairs whose subword lengths differ by more than this factor.")
+    var lengthRatio: Double = 9
+
+    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all.")
+    var inputSentenceSize: Int = 2_000_000
+
+    @Option(name: .customLong("threads"), help: "Threads for SentencePiece training and encoding (default: all cores).")
+    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+
+    @Flag(name: .customLong("force"), help: "Write into a --destdir that holds a different preprocessing or unknown files.")
+    var force = false
+
+    @Flag(name: [.customShort("q"), .customLong("quiet")], help: "No progress messages on stderr.")
+    var quiet = false
+
+    static func prefixes(_ s: String?) -> [String] {
+        (s ?? "").split(separator: ",").map { String($0).trimmingCharacters(in: .whitespaces) }.filter { !$0.isEmpty }
+    }
+
+    func validate() throws {
+        if sourceLang == targetLang { throw ValidationError("--source-lang and --target-lang are both '\(sourceLang)'.") }
+        if vocabSize <= SpecialTokens.count + 1 { throw ValidationError("--vocab-size must be larger than \(SpecialTokens.count + 1).") }
+        if !(characterCoverage > 0 && characterCoverage <= 1) { throw ValidationError("--character-coverage must be in (0, 1].") }
+        if maxLength < 1 { throw ValidationError("--max-length must be at least 1.") }
+        if !(lengthRatio >= 1) { throw ValidationError("--length-ratio must be at least 1.") }
+        if inputSentenceSize < 0 { throw ValidationError("--input-sentence-size must not be negative.") }
+        if threads < 1 { throw ValidationError("--threads must be at least 1.") }
+        if validPrefix != nil && Self.prefixes(validPrefix).isEmpty { throw ValidationError("--validpref is empty.") }
+        if testPrefix != nil && Self.prefixes(testPrefix).isEmpty { throw ValidationError("--testpref is empty.") }
+    }
+
+    func run() throws {
+        let options = PreprocessOptions(
+            sourceLang: sourceLang, targetLang: targetLang, trainPrefix: trainPrefix,
+            validPrefixes: Self.prefixes(validPrefix), testPrefixes: Self.prefixes(testPrefix), destDir: destDir,
+            vocabSize: vocabSize, modelType: modelType.modelType, joint: sharing == .joint,
+            characterCoverage: characterCoverage, maxLength: maxLength, lengthRatio: lengthRatio,
+            inputSentenceSize: inputSentenceSize, threads: threads, force: force)
+        let quiet = self.quiet
+        let preprocessor = Preprocessor(options: options) { message in
+            if !quiet { FileHandle.standardError.write(Data(("mt-preprocess: " + message + "\n").utf8)) }
+        }
+        do {
+            let result = try preprocessor.run()
+            print(result.summary)
+        } catch {
+            FileHandle.standardError.write(Data("mt-preprocess: error: \(error)\n".utf8))
+            throw ExitCode.failure
+        }
+    }
+}
+
 Main.main()
