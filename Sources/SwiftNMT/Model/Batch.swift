@@ -1,11 +1,3 @@
-/// Special token ids, the same in every model SwiftNMT trains.
-public enum SpecialIDs {
-    public static let pad: Int32 = 0
-    public static let unk: Int32 = 1
-    public static let bos: Int32 = 2
-    public static let eos: Int32 = 3
-}
-
 /// A batch of sentence pairs, time-major and padded (row t·B + b is sentence b at step t).
 ///   sourceTokens, sourceMask [Ts·B]   targetInput (BOS y1 … yn), targetOutput (y1 … yn EOS), targetMask [Tt·B]
 public struct Batch: Sendable {
@@ -27,10 +19,10 @@ public struct Batch: Sendable {
         size = b
         sourceSteps = max(1, sources.map(\.count).max()!)
         targetSteps = targets.map(\.count).max()! + 1
-        sourceTokens = [Int32](repeating: SpecialIDs.pad, count: sourceSteps * b)
+        sourceTokens = [Int32](repeating: SpecialTokens.pad, count: sourceSteps * b)
         sourceMask = [Float](repeating: 0, count: sourceSteps * b)
-        targetInput = [Int32](repeating: SpecialIDs.pad, count: targetSteps * b)
-        targetOutput = [Int32](repeating: SpecialIDs.pad, count: targetSteps * b)
+        targetInput = [Int32](repeating: SpecialTokens.pad, count: targetSteps * b)
+        targetOutput = [Int32](repeating: SpecialTokens.pad, count: targetSteps * b)
         targetMask = [Float](repeating: 0, count: targetSteps * b)
         var tokens = 0
         for (s, sentence) in sources.enumerated() {
@@ -40,13 +32,13 @@ public struct Batch: Sendable {
             }
         }
         for (s, sentence) in targets.enumerated() {
-            targetInput[s] = SpecialIDs.bos
+            targetInput[s] = SpecialTokens.bos
             for (t, id) in sentence.enumerated() {
                 targetInput[(t + 1) * b + s] = id
                 targetOutput[t * b + s] = id
                 targetMask[t * b + s] = 1
             }
-            targetOutput[sentence.count * b + s] = SpecialIDs.eos
+            targetOutput[sentence.count * b + s] = SpecialTokens.eos
             targetMask[sentence.count * b + s] = 1
             tokens += sentence.count + 1
         }

@@ -84,7 +84,7 @@ public final class BeamSearch {
         for s in 0..<b { rowScore[s * k] = 0 }
         var finished = [[Hypothesis]](repeating: [], count: b)
         var done = [Bool](repeating: false, count: b)
-        var previous = [Int32](repeating: SpecialIDs.bos, count: rows)
+        var previous = [Int32](repeating: SpecialTokens.bos, count: rows)
         var parents = [Int32](repeating: 0, count: rows)
         var candidates: [Candidate] = []
         candidates.reserveCapacity(k * (k + 1))
@@ -112,8 +112,8 @@ public final class BeamSearch {
                         let a = stepper.alpha.pointer + candidate.row * ts
                         alignment.append(Array(UnsafeBufferPointer(start: a, count: sourceLengths[s])))
                     }
-                    if candidate.token == SpecialIDs.eos || atLimit {
-                        let tokens = candidate.token == SpecialIDs.eos ? parentTokens : parentTokens + [candidate.token]
+                    if candidate.token == SpecialTokens.eos || atLimit {
+                        let tokens = candidate.token == SpecialTokens.eos ? parentTokens : parentTokens + [candidate.token]
                         let length = Float(tokens.count + 1)
                         finished[s].append(Hypothesis(tokens: tokens, logProbability: candidate.score,
                                                       score: candidate.score / powf(length, options.lengthPenalty), alignment: alignment))
@@ -131,7 +131,7 @@ public final class BeamSearch {
                 for j in alive..<k {
                     nextScore[s * k + j] = -.infinity
                     parents[s * k + j] = Int32(s * k)
-                    previous[s * k + j] = SpecialIDs.eos
+                    previous[s * k + j] = SpecialTokens.eos
                 }
                 if atLimit || finished[s].count >= k || alive == 0 || bestFinishedBeatsAlive(finished[s], alive: nextScore[(s * k)..<(s * k + k)],
                                                                                            length: step, alpha: options.lengthPenalty) {

@@ -106,7 +106,7 @@ extension Seq2Seq {
         let b = batch.size, v = config.targetVocabSize
         var outputs = [[Int32]](repeating: [], count: b)
         var finished = [Bool](repeating: false, count: b)
-        var previous = [Int32](repeating: SpecialIDs.bos, count: b)
+        var previous = [Int32](repeating: SpecialTokens.bos, count: b)
         batch.sourceTokens.withUnsafeBufferPointer { tokens in
             batch.sourceMask.withUnsafeBufferPointer { mask in
                 encoder.forward(parameters, tokens: tokens.baseAddress!, mask: mask.baseAddress!, steps: batch.sourceSteps,
@@ -120,7 +120,7 @@ extension Seq2Seq {
                         var best = 0
                         for k in 1..<v where row[k] > row[best] { best = k }
                         previous[r] = Int32(best)
-                        if Int32(best) == SpecialIDs.eos { finished[r] = true } else { outputs[r].append(Int32(best)) }
+                        if Int32(best) == SpecialTokens.eos { finished[r] = true } else { outputs[r].append(Int32(best)) }
                     }
                     if !finished.contains(false) { break }
                 }

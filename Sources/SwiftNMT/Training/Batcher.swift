@@ -4,6 +4,8 @@ public protocol TokenSequences {
     func tokens(_ i: Int) -> UnsafeBufferPointer<Int32>
 }
 
+extension TokenDataset: TokenSequences {}
+
 /// Token sequences held in memory.
 public final class InMemorySequences: TokenSequences {
     private let storage: UnsafeMutablePointer<Int32>
