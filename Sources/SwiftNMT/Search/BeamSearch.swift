@@ -149,6 +149,18 @@ public final class BeamSearch {
         }
     }
 
+    /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
+    /// is wasted on padding), results in input order. Empty sources give one empty hypothesis.
+    public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64) -> [[Hypothesis]] {
+        var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
+        let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count < ids[$1].count }
+        for start in stride(from: 0, to: order.count, by: batchSize) {
+            let chunk = Array(order[start..<min(order.count, start + batchSize)])
+            for (i, list) in zip(chunk, search(chunk.map { ids[$0] }, options: options)) { results[i] = list }
+        }
+        return results
+    }
+
     /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that
     /// already scores higher; with α > 0 this is the usual approximation (the bound at the current length).
     private func bestFinishedBeatsAlive(_ finished: [Hypothesis], alive: ArraySlice<Float>, length: Int, alpha: Float) -> Bool {
