@@ -1,8 +1,99 @@
 import ArgumentParser
+import Foundation
 import SwiftNMT
 
-struct Main: ParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "mt-translate", abstract: "Not yet implemented.")
-    func run() throws { throw ValidationError("mt-translate is not implemented yet") }
+struct Translate: ParsableCommand {
+    static let configuration = CommandConfiguration(
+        commandName: "mt-translate",
+        abstract: "Translate sentences from stdin to stdout, one line per line, with batched beam search.",
+        discussion: """
+        Every input line gives exactly one output line (or, with --n-best, its n-best lines), in order. Empty lines give
+        empty lines; invalid UTF-8 is repaired (U+FFFD) and translated; NUL, tab and carriage return count as spaces;
+        sources longer than --max-source-length pieces are cut, with a warning on stderr.
+
+        Lines are translated as soon as they arrive: typed lines one by one, piped files in batches.
+
+        Scores: a finished hypothesis's score is its log-probability divided by length^alpha (--length-penalty),
+        length counting the end-of-sentence token; alpha 0 ranks by raw log-probability.
+        """)
+
+    @Option(name: .customLong("model"), help: ArgumentHelp("Model directory written by mt-train.", valueName: "DIR"))
+    var model: String
+
+    @Option(help: "Beam size (1: greedy).")
+    var beamSize = 5
+
+    @Option(help: "Length normalization exponent alpha, applied to finished hypotheses.")
+    var lengthPenalty: Float = 1.0
+
+    @Option(help: "Maximum output length: this ratio times the source length, plus 10 pieces.")
+    var maxLengthRatio: Float = 2.0
+
+    @Option(help: "Longest source, in SentencePiece pieces; longer lines are cut.")
+    var maxSourceLength = 200
+
+    @Option(help: "Write the N best hypotheses per line in Moses format: i ||| translation ||| score.")
+    var nBest = 0
+
+    @Flag(help: "Append ' ||| score' to each translation.")
+    var scores = false
+
+    @Flag(help: "Append ' ||| s-t ...': for each target piece, the source piece it attends to most.")
+    var alignment = false
+
+    @Option(help: ArgumentHelp("Write an SVG heatmap of the attention of line --heatmap-line to this file.", valueName: "FILE"))
+    var heatmap: String?
+
+    @Option(help: "The (1-based) input line whose attention --heatmap draws.")
+    var heatmapLine = 1
+
+    @Option(help: "Sentences per batch.")
+    var batchSize = 64
+
+    @Option(help: "BLAS threads (default: all cores).")
+    var threads: Int?
+
+    func validate() throws {
+        guard beamSize >= 1 else { throw ValidationError("--beam-size must be at least 1") }
+        guard nBest >= 0, nBest <= beamSize else { throw ValidationError("--n-best must be between 0 and --beam-size (\(beamSize))") }
+        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
+        guard maxSourceLength >= 1 else { throw ValidationError("--max-source-length must be at least 1") }
+        guard maxLengthRatio > 0 else { throw ValidationError("--max-length-ratio must be positive") }
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard heatmapLine >= 1 else { throw ValidationError("--heatmap-line must be at least 1") }
+    }
+
+    func run() throws {
+        BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        let translator: Translator
+        do { translator = try Translator(modelDirectory: model) } catch {
+            FileHandle.standardError.write(Data("mt-translate: error: cannot load the model: \(error)\n".utf8))
+            throw ExitCode(1)
+        }
+        var search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, nBest: max(1, nBest),
+                                       alignments: alignment || heatmap != nil)
+        search.maxLengthRatio = maxLengthRatio
+        let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
+        let input = LineStream()
+        var index = 0
+        setvbuf(stdout, nil, _IOFBF, 1 << 16)
+        while let lines = input.next(maximum: batchSize) {
+            let translations = try translator.translate(lines, options: search, batchSize: batchSize, maxSourceLength: maxSourceLength)
+            for translation in translations {
+                if translation.truncated {
+                    FileHandle.standardError.write(Data("mt-translate: warning: line \(index + 1) is longer than \(maxSourceLength) pieces and was cut\n".utf8))
+                }
+                if let heatmap, index + 1 == heatmapLine, let best = translation.hypotheses.first {
+                    let target = best.hypothesis.tokens.map { translator.target.idToPiece($0) ?? "?" }
+                    let svg = OutputFormat.heatmapSVG(source: translation.sourcePieces, target: target, alignment: best.hypothesis.alignment)
+                    try Data(svg.utf8).write(to: URL(fileURLWithPath: heatmap))
+                }
+                for line in format.lines(index: index, translation: translation) { print(line) }
+                index += 1
+            }
+            fflush(stdout)
+        }
+    }
 }
-Main.main()
+
+Translate.main()
