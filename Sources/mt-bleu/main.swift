@@ -19,9 +19,10 @@ struct MTBleu: ParsableCommand {
         abstract: "BLEU and chrF scores that agree with sacreBLEU 2.x.",
         discussion: """
             Scores hypotheses (standard input, or -i FILE) against one or more reference files, \
-            with sacreBLEU's options, defaults and output formats. Lines are split on \\n only and \
-            trailing whitespace is stripped, as sacreBLEU does. Unlike sacreBLEU, tabs in the \
-            hypotheses do not denote several systems: every line is one hypothesis.
+            with sacreBLEU's options, defaults and output formats. Files are UTF-8 (.gz files are \
+            decompressed); lines are split on \\n only and trailing whitespace is stripped, as \
+            sacreBLEU does. Unlike sacreBLEU, tabs in the hypotheses do not denote several \
+            systems: every line is one hypothesis, and -i takes one file.
 
             Example: mt-bleu ref.de -i hyp.de -m bleu chrf -f text
             """,

@@ -238,6 +238,26 @@ final class BLEUTests: XCTestCase {
         }
     }
 
+    func testGzipFilesAreDecompressed() throws {
+        let dir = NSTemporaryDirectory() + "swiftnmt-gz-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let plain = dir + "/lines.txt"
+        try Data("Ein Hund läuft.\r\nZwei Männer  \n".utf8).write(to: URL(fileURLWithPath: plain))
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        gzip.arguments = ["gzip", "-k", plain]
+        try gzip.run()
+        gzip.waitUntilExit()
+        XCTAssertEqual(gzip.terminationStatus, 0)
+        XCTAssertEqual(try MetricInput.readLines(path: plain + ".gz"), ["Ein Hund läuft.", "Zwei Männer"])
+        // Not gzip data: a clear error naming the file.
+        try Data("plain".utf8).write(to: URL(fileURLWithPath: dir + "/fake.gz"))
+        XCTAssertThrowsError(try MetricInput.readLines(path: dir + "/fake.gz")) { error in
+            XCTAssertTrue("\(error)".contains("fake.gz") && "\(error)".contains("gzip"), "\(error)")
+        }
+    }
+
     func testInvalidUTF8ReportsLine() {
         var bytes = Array("first\nsecond\nthi".utf8)
         bytes += [0xC3, 0x28]  // invalid continuation byte

@@ -124,7 +124,7 @@ public struct BLEU: Sendable {
     /// reference of segment i). Throws `MetricError` if the stream lengths differ.
     public func corpusScore(hypotheses: [String], references: [[String]]) throws -> BLEUScore {
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
-        var worker = BLEUWorker(options)
+        let worker = BLEUWorker(options)
         var stats = BLEUStatistics(order: options.maxNgramOrder)
         var refs: [String] = []
         for i in 0..<hypotheses.count {
@@ -139,7 +139,7 @@ public struct BLEU: Sendable {
     /// `effectiveOrder` for the usual sentence-level BLEU).
     public func sentenceScore(hypothesis: String, references: [String]) -> BLEUScore {
         precondition(!references.isEmpty, "BLEU needs at least one reference")
-        var worker = BLEUWorker(options)
+        let worker = BLEUWorker(options)
         var stats = BLEUStatistics(order: options.maxNgramOrder)
         worker.accumulate(hypothesis: hypothesis, references: references, into: &stats)
         return score(from: stats)
@@ -153,7 +153,7 @@ public struct BLEU: Sendable {
     /// The sufficient statistics of every segment.
     public func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [BLEUStatistics] {
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
-        var worker = BLEUWorker(options)
+        let worker = BLEUWorker(options)
         var out: [BLEUStatistics] = []
         out.reserveCapacity(hypotheses.count)
         var refs: [String] = []
@@ -237,14 +237,14 @@ public struct BLEU: Sendable {
     }
 }
 
-/// Per-thread scratch state that turns one segment into BLEU statistics.
-struct BLEUWorker {
+/// Scratch state that turns one segment into BLEU statistics (one per thread; not shared).
+final class BLEUWorker {
     let options: BLEUOptions
-    private var scratch = TokenizerScratch()
+    private let scratch = TokenizerScratch()
     private var hyp: [UInt32] = []
     private var ref: [UInt32] = []
     private var interner = TokenInterner()
-    private var matcher = NgramMatcher()
+    private let matcher = NgramMatcher()
     private var correct: [Int]
 
     init(_ options: BLEUOptions) {
@@ -254,41 +254,34 @@ struct BLEUWorker {
 
     /// Lowercases (optionally), strips trailing whitespace and tokenizes, as sacreBLEU's
     /// `BLEU._preprocess_segment`.
-    private static func prepare(_ s: String, into buf: inout [UInt32], options: BLEUOptions, scratch: inout TokenizerScratch) {
+    private static func prepare(_ s: String, into buf: inout [UInt32], options: BLEUOptions, scratch: TokenizerScratch) {
         PythonText.scalars(of: s, into: &buf)
         if options.lowercase {
             PythonText.lower(buf, into: &scratch.lowered, cache: &scratch.lowerCache)
             swap(&buf, &scratch.lowered)
         }
         PythonText.rstrip(&buf)
-        options.tokenizer.tokenize(&buf, scratch: &scratch)
+        options.tokenizer.tokenize(&buf, scratch: scratch)
     }
 
-    mutating func accumulate(hypothesis: String, references: [String], into stats: inout BLEUStatistics) {
-        // Work on locals (moved out of self and back) so closures and inout calls don't overlap.
-        var hyp: [UInt32] = [], ref: [UInt32] = []
-        var scratch = TokenizerScratch(), interner = TokenInterner(), matcher = NgramMatcher()
-        var correct: [Int] = []
-        swap(&hyp, &self.hyp); swap(&ref, &self.ref); swap(&scratch, &self.scratch)
-        swap(&interner, &self.interner); swap(&matcher, &self.matcher); swap(&correct, &self.correct)
-        defer {
-            swap(&hyp, &self.hyp); swap(&ref, &self.ref); swap(&scratch, &self.scratch)
-            swap(&interner, &self.interner); swap(&matcher, &self.matcher); swap(&correct, &self.correct)
-        }
-
+    func accumulate(hypothesis: String, references: [String], into stats: inout BLEUStatistics) {
         let order = options.maxNgramOrder
         let tokenizer = options.tokenizer
-        BLEUWorker.prepare(hypothesis, into: &hyp, options: options, scratch: &scratch)
+        let matcher = self.matcher
+        BLEUWorker.prepare(hypothesis, into: &hyp, options: options, scratch: scratch)
         interner.reset()
         matcher.reset()
+        let hyp = self.hyp
         tokenizer.forEachToken(in: hyp) { start, length, hash in
-            matcher.appendToken(interner.intern(hyp, start: start, length: length, hash: hash))
+            matcher.appendToken(self.interner.intern(hyp, start: start, length: length, hash: hash))
         }
         matcher.endHypothesis(distinct: interner.count)
         let hypLen = matcher.hypothesisLength
         var closestDiff = -1, closestLen = -1
         for r in references {
-            BLEUWorker.prepare(r, into: &ref, options: options, scratch: &scratch)
+            BLEUWorker.prepare(r, into: &ref, options: options, scratch: scratch)
+            let ref = self.ref
+            let interner = self.interner
             tokenizer.forEachToken(in: ref) { start, length, hash in
                 matcher.appendToken(interner.lookup(ref, start: start, length: length, hash: hash, owner: hyp))
             }

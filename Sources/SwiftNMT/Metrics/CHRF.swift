@@ -72,7 +72,7 @@ public struct CHRF: Sendable {
     /// Corpus chrF: statistics summed over segments, then one F-score.
     public func corpusScore(hypotheses: [String], references: [[String]]) throws -> CHRFScore {
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
-        var worker = CHRFWorker(options)
+        let worker = CHRFWorker(options)
         var stats = CHRFStatistics(orders: orders)
         var refs: [String] = []
         for i in 0..<hypotheses.count {
@@ -86,7 +86,7 @@ public struct CHRF: Sendable {
     /// chrF of one hypothesis against its references.
     public func sentenceScore(hypothesis: String, references: [String]) -> CHRFScore {
         precondition(!references.isEmpty, "chrF needs at least one reference")
-        var worker = CHRFWorker(options)
+        let worker = CHRFWorker(options)
         var stats = CHRFStatistics(orders: orders)
         worker.accumulate(hypothesis: hypothesis, references: references, into: &stats)
         return score(from: stats)
@@ -100,7 +100,7 @@ public struct CHRF: Sendable {
     /// The statistics of every segment (against its best-scoring reference).
     public func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [CHRFStatistics] {
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
-        var worker = CHRFWorker(options)
+        let worker = CHRFWorker(options)
         var out: [CHRFStatistics] = []
         out.reserveCapacity(hypotheses.count)
         var refs: [String] = []
@@ -171,22 +171,22 @@ public struct CHRF: Sendable {
     }
 }
 
-/// Per-thread scratch state that turns one segment into chrF statistics.
-struct CHRFWorker {
+/// Scratch state that turns one segment into chrF statistics (one per thread; not shared).
+final class CHRFWorker {
     let options: CHRFOptions
     private var buffers = Buffers()
 
     /// Everything reused from segment to segment.
-    private struct Buffers {
+    private final class Buffers {
         var lowerCache: [UInt32: [UInt32]] = [:]
         var raw: [UInt32] = []
         var hypText: [UInt32] = []
         var hypChars: [UInt32] = []
         var refChars: [UInt32] = []
         var refTexts: [[UInt32]] = []
-        var charIDs = DenseIDTable()
+        let charIDs = DenseIDTable()
         var interner = TokenInterner()
-        var matcher = NgramMatcher()
+        let matcher = NgramMatcher()
         var charMatches: [Int] = []
         var wordMatches: [Int] = []
         var hypWords: [(Int, Int, UInt64)] = []
@@ -248,10 +248,8 @@ struct CHRFWorker {
         }
     }
 
-    mutating func accumulate(hypothesis: String, references: [String], into stats: inout CHRFStatistics) {
-        var b = Buffers()
-        swap(&b, &buffers)
-        defer { swap(&b, &buffers) }
+    func accumulate(hypothesis: String, references: [String], into stats: inout CHRFStatistics) {
+        let b = buffers
         let nc = options.charOrder, nw = options.wordOrder
         let nrefs = references.count
         CHRFWorker.prepare(hypothesis, into: &b.hypText, lowercase: options.lowercase, raw: &b.raw, cache: &b.lowerCache)

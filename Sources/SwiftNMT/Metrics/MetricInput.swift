@@ -45,8 +45,44 @@ public enum MetricInput {
         try lines(from: readFile(path: path), source: path)
     }
 
-    /// Reads a whole file. Throws `MetricError.unreadableFile` naming the OS's reason.
+    /// Reads a whole file; `.gz` files are decompressed (with the system's `gzip`, as sacreBLEU
+    /// reads them transparently). Throws `MetricError.unreadableFile` naming the reason.
     public static func readFile(path: String) throws -> Data {
+        let raw = try readRawFile(path: path)
+        guard path.hasSuffix(".gz") else { return raw }
+        return try gunzip(raw, path: path)
+    }
+
+    private static func gunzip(_ data: Data, path: String) throws -> Data {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/usr/bin/env")
+        process.arguments = ["gzip", "-dc"]
+        let input = Pipe(), output = Pipe(), errors = Pipe()
+        process.standardInput = input
+        process.standardOutput = output
+        process.standardError = errors
+        do {
+            try process.run()
+        } catch {
+            throw MetricError.unreadableFile(path: path, reason: "cannot run gzip to decompress it: \(error.localizedDescription)")
+        }
+        // Feed the input from another thread so a full output pipe cannot deadlock us.
+        let writer = Thread {
+            input.fileHandleForWriting.write(data)
+            try? input.fileHandleForWriting.close()
+        }
+        writer.start()
+        let out = output.fileHandleForReading.readDataToEndOfFile()
+        let err = errors.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else {
+            let message = String(decoding: err, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)
+            throw MetricError.unreadableFile(path: path, reason: "gzip failed" + (message.isEmpty ? "" : ": \(message)"))
+        }
+        return out
+    }
+
+    private static func readRawFile(path: String) throws -> Data {
         let fd = open(path, O_RDONLY)
         if fd < 0 {
             throw MetricError.unreadableFile(path: path, reason: String(cString: strerror(errno)))

@@ -36,40 +36,89 @@ enum TokenHash {
     }
 }
 
-/// An open-addressing map from 64-bit keys to dense ids 0, 1, 2, ..., emptied in time
-/// proportional to its number of entries.
-struct DenseIDTable {
-    private var keys: [UInt64]
-    private var ids: [Int32]
-    private var mask: Int
-    private var used: [Int32] = []
-    private(set) var count = 0
+/// A growable, manually managed buffer of trivial values (no copy-on-write checks in hot loops).
+/// Owned by exactly one object; never copied.
+struct RawBuffer<T> {
+    private(set) var base: UnsafeMutablePointer<T>
+    private(set) var capacity: Int
 
-    /// An empty table; storage is allocated on the first insertion.
-    init() {
-        keys = []
-        ids = []
-        mask = 0
+    init(capacity: Int, fill: T) {
+        self.capacity = max(1, capacity)
+        base = .allocate(capacity: self.capacity)
+        base.initialize(repeating: fill, count: self.capacity)
     }
 
-    mutating func reset() {
-        for s in used { ids[Int(s)] = -1 }
-        used.removeAll(keepingCapacity: true)
+    /// Grows to at least `n` elements, keeping the first `keep` and filling the rest with `fill`.
+    mutating func reserve(_ n: Int, keep: Int, fill: T) {
+        guard n > capacity else { return }
+        var cap = capacity
+        while cap < n { cap *= 2 }
+        let p = UnsafeMutablePointer<T>.allocate(capacity: cap)
+        p.moveInitialize(from: base, count: keep)
+        (p + keep).initialize(repeating: fill, count: cap - keep)
+        base.deallocate()
+        base = p
+        capacity = cap
+    }
+
+    func free() { base.deallocate() }
+
+    @inline(__always)
+    subscript(i: Int) -> T {
+        get { base[i] }
+        nonmutating set { base[i] = newValue }
+    }
+}
+
+/// An open-addressing map from 64-bit keys to dense ids 0, 1, 2, ..., emptied in time
+/// proportional to its number of entries.
+final class DenseIDTable {
+    private var keys: RawBuffer<UInt64>
+    private var ids: RawBuffer<Int32>
+    /// The occupied slots, in insertion order (so `used[id]` is the slot of `id`).
+    private var used: RawBuffer<Int32>
+    private var shift: UInt64
+    private(set) var count = 0
+
+    init(capacity: Int = 256) {
+        var cap = 16
+        while cap < capacity { cap <<= 1 }
+        keys = RawBuffer(capacity: cap, fill: 0)
+        ids = RawBuffer(capacity: cap, fill: -1)
+        used = RawBuffer(capacity: cap, fill: 0)
+        shift = UInt64(64 - cap.trailingZeroBitCount)
+    }
+
+    deinit {
+        keys.free()
+        ids.free()
+        used.free()
+    }
+
+    func reset() {
+        for k in 0..<count { ids[Int(used[k])] = -1 }
         count = 0
+    }
+
+    /// Fibonacci hashing: the top bits of key × 2^64/φ (cheap, and spreads structured keys).
+    @inline(__always)
+    private func slot(_ key: UInt64) -> Int {
+        Int(truncatingIfNeeded: (key &* 0x9E37_79B9_7F4A_7C15) >> shift)
     }
 
     /// The id of `key`, inserting it with the next id if absent.
     @inline(__always)
-    mutating func intern(_ key: UInt64) -> Int32 {
-        if (count + 1) &* 2 > ids.count { grow() }
-        var i = Int(truncatingIfNeeded: TokenHash.mix(key)) & mask
+    func intern(_ key: UInt64) -> Int32 {
+        if (count + 1) &* 2 > ids.capacity { grow() }
+        let mask = ids.capacity - 1
+        var i = slot(key)
         while true {
             let v = ids[i]
             if v < 0 {
-                let id = Int32(count)
+                let id = Int32(truncatingIfNeeded: count)
                 ids[i] = id
                 keys[i] = key
-                used.append(Int32(i))
+                used[count] = Int32(truncatingIfNeeded: i)
                 count += 1
                 return id
             }
@@ -81,8 +130,8 @@ struct DenseIDTable {
     /// The id of `key`, or -1 if absent.
     @inline(__always)
     func lookup(_ key: UInt64) -> Int32 {
-        if count == 0 { return -1 }
-        var i = Int(truncatingIfNeeded: TokenHash.mix(key)) & mask
+        let mask = ids.capacity - 1
+        var i = slot(key)
         while true {
             let v = ids[i]
             if v < 0 { return -1 }
@@ -91,21 +140,26 @@ struct DenseIDTable {
         }
     }
 
-    private mutating func grow() {
+    private func grow() {
         let oldKeys = keys, oldIDs = ids, oldUsed = used
-        let cap = max(256, ids.count * 2)
-        keys = [UInt64](repeating: 0, count: cap)
-        ids = [Int32](repeating: -1, count: cap)
-        mask = cap - 1
-        used.removeAll(keepingCapacity: true)
-        for s in oldUsed {
-            let key = oldKeys[Int(s)]
-            var i = Int(truncatingIfNeeded: TokenHash.mix(key)) & mask
+        let cap = oldIDs.capacity * 2
+        keys = RawBuffer(capacity: cap, fill: 0)
+        ids = RawBuffer(capacity: cap, fill: -1)
+        used = RawBuffer(capacity: cap, fill: 0)
+        shift = UInt64(64 - cap.trailingZeroBitCount)
+        let mask = cap - 1
+        for k in 0..<count {
+            let s = Int(oldUsed[k])
+            let key = oldKeys[s]
+            var i = slot(key)
             while ids[i] >= 0 { i = (i &+ 1) & mask }
-            ids[i] = oldIDs[Int(s)]
+            ids[i] = oldIDs[s]
             keys[i] = key
-            used.append(Int32(i))
+            used[k] = Int32(truncatingIfNeeded: i)
         }
+        oldKeys.free()
+        oldIDs.free()
+        oldUsed.free()
     }
 }
 
@@ -206,98 +260,117 @@ struct TokenInterner {
 /// Counts clipped n-gram matches of one hypothesis against its references, given the unigram
 /// ids (hypothesis first, then each reference; ids 0..<distinct for hypothesis tokens, -1 for
 /// reference tokens absent from the hypothesis).
-struct NgramMatcher {
-    private var table = DenseIDTable()
+final class NgramMatcher {
+    private let table = DenseIDTable()
     /// Unigram ids: the hypothesis's, then each reference's.
-    private(set) var tokens: [Int32] = []
-    private var current: [Int32] = []
+    private var tokens = RawBuffer<Int32>(capacity: 256, fill: 0)
+    private(set) var tokenCount = 0
+    /// N-gram ids of the current order (same layout as `tokens`).
+    private var current = RawBuffer<Int32>(capacity: 256, fill: 0)
     private(set) var hypothesisLength = 0
     private(set) var referenceStarts: [Int] = []
     private(set) var referenceLengths: [Int] = []
     private var distinctUnigrams = 0
-    private var seen: [Int32] = []
-    private var count: [Int32] = []
-    private var best: [Int32] = []
+    private var seen = RawBuffer<Int32>(capacity: 256, fill: 0)
+    private var count = RawBuffer<Int32>(capacity: 256, fill: 0)
+    private var best = RawBuffer<Int32>(capacity: 256, fill: 0)
+
+    init() {}
+
+    deinit {
+        tokens.free()
+        current.free()
+        seen.free()
+        count.free()
+        best.free()
+    }
 
     /// Starts a new segment.
-    mutating func reset() {
-        tokens.removeAll(keepingCapacity: true)
+    func reset() {
+        tokenCount = 0
         referenceStarts.removeAll(keepingCapacity: true)
         referenceLengths.removeAll(keepingCapacity: true)
         hypothesisLength = 0
     }
 
     @inline(__always)
-    mutating func appendToken(_ id: Int32) { tokens.append(id) }
+    func appendToken(_ id: Int32) {
+        if tokenCount == tokens.capacity { tokens.reserve(tokenCount + 1, keep: tokenCount, fill: 0) }
+        tokens[tokenCount] = id
+        tokenCount += 1
+    }
 
     /// Marks the tokens appended so far as the hypothesis, whose ids are 0..<distinct.
-    mutating func endHypothesis(distinct: Int) {
-        hypothesisLength = tokens.count
+    func endHypothesis(distinct: Int) {
+        hypothesisLength = tokenCount
         distinctUnigrams = distinct
     }
 
     /// Marks the tokens appended since the previous call (or `endHypothesis`) as one reference.
-    mutating func endReference() {
+    func endReference() {
         let start = referenceStarts.isEmpty ? hypothesisLength : referenceStarts[referenceStarts.count - 1] + referenceLengths[referenceLengths.count - 1]
         referenceStarts.append(start)
-        referenceLengths.append(tokens.count - start)
+        referenceLengths.append(tokenCount - start)
     }
 
     /// Computes the ids of the n-grams of order `n` in `current` (which holds order n-1) and
     /// returns how many distinct hypothesis n-grams there are.
-    private mutating func advance(to n: Int) -> Int {
+    private func advance(to n: Int) -> Int {
+        let tok = tokens.base
         if n == 1 {
-            current.removeAll(keepingCapacity: true)
-            current.append(contentsOf: tokens)
+            if current.capacity < tokenCount { current.reserve(tokenCount, keep: 0, fill: 0) }
+            current.base.update(from: tok, count: tokenCount)
             return distinctUnigrams
         }
+        let cur = current.base
         table.reset()
         let h = hypothesisLength
         if h >= n {
             for i in 0...(h - n) {
-                let key = UInt64(UInt32(bitPattern: current[i])) << 32 | UInt64(UInt32(bitPattern: tokens[i + n - 1]))
-                current[i] = table.intern(key)
+                let key = UInt64(UInt32(bitPattern: cur[i])) << 32 | UInt64(UInt32(bitPattern: tok[i + n - 1]))
+                cur[i] = table.intern(key)
             }
         }
         for r in 0..<referenceStarts.count {
             let s = referenceStarts[r], l = referenceLengths[r]
             if l < n { continue }
             for i in s...(s + l - n) {
-                let p = current[i], t = tokens[i + n - 1]
+                let p = cur[i], t = tok[i + n - 1]
                 if p < 0 || t < 0 {
-                    current[i] = -1
+                    cur[i] = -1
                 } else {
-                    current[i] = table.lookup(UInt64(UInt32(bitPattern: p)) << 32 | UInt64(UInt32(bitPattern: t)))
+                    cur[i] = table.lookup(UInt64(UInt32(bitPattern: p)) << 32 | UInt64(UInt32(bitPattern: t)))
                 }
             }
         }
         return table.count
     }
 
-    private mutating func ensure(_ k: Int) {
-        if seen.count < k {
-            let add = k - seen.count
-            seen.append(contentsOf: repeatElement(0, count: add))
-            count.append(contentsOf: repeatElement(0, count: add))
-            best.append(contentsOf: repeatElement(0, count: add))
+    private func ensure(_ k: Int) {
+        if seen.capacity < k {
+            seen.reserve(k, keep: 0, fill: 0)
+            count.reserve(k, keep: 0, fill: 0)
+            best.reserve(k, keep: 0, fill: 0)
         }
     }
 
     /// BLEU's clipped matches: for each order 1...maxOrder, the hypothesis n-gram counts clipped
     /// by the maximum count over the references, written to `correct[n-1]`.
-    mutating func clippedMatches(maxOrder: Int, correct: inout [Int]) {
+    func clippedMatches(maxOrder: Int, correct: inout [Int]) {
         let h = hypothesisLength
         let nrefs = referenceStarts.count
         for n in 1...maxOrder {
             guard h >= n else { correct[n - 1] = 0; continue }
             let k = advance(to: n)
             ensure(k)
-            for i in 0..<k { best[i] = 0; seen[i] = 0 }
+            let cur = current.base, best = best.base, seen = seen.base, count = count.base
+            best.update(repeating: 0, count: k)
+            seen.update(repeating: 0, count: k)
             if nrefs == 1 {
                 let s = referenceStarts[0], l = referenceLengths[0]
                 if l >= n {
                     for i in s...(s + l - n) {
-                        let id = current[i]
+                        let id = cur[i]
                         if id >= 0 { best[Int(id)] += 1 }
                     }
                 }
@@ -306,11 +379,11 @@ struct NgramMatcher {
                     let s = referenceStarts[r], l = referenceLengths[r]
                     if l < n { continue }
                     for i in s...(s + l - n) {
-                        let id = current[i]
+                        let id = cur[i]
                         if id >= 0 { count[Int(id)] += 1 }
                     }
                     for i in s...(s + l - n) {
-                        let id = current[i]
+                        let id = cur[i]
                         if id >= 0 {
                             let j = Int(id)
                             if count[j] > best[j] { best[j] = count[j] }
@@ -321,7 +394,7 @@ struct NgramMatcher {
             }
             var c = 0
             for i in 0...(h - n) {
-                let j = Int(current[i])
+                let j = Int(cur[i])
                 seen[j] += 1
                 if seen[j] <= best[j] { c += 1 }
             }
@@ -331,7 +404,7 @@ struct NgramMatcher {
 
     /// chrF's matches, per reference: `matches[r * maxOrder + n - 1]` is the number of
     /// hypothesis n-grams matched in reference r (clipped by that reference's counts).
-    mutating func perReferenceMatches(maxOrder: Int, matches: inout [Int]) {
+    func perReferenceMatches(maxOrder: Int, matches: inout [Int]) {
         let h = hypothesisLength
         let nrefs = referenceStarts.count
         matches.removeAll(keepingCapacity: true)
@@ -341,24 +414,26 @@ struct NgramMatcher {
             guard h >= n else { continue }
             let k = advance(to: n)
             ensure(k)
-            for i in 0..<k { seen[i] = 0; count[i] = 0 }
+            let cur = current.base, seen = seen.base, count = count.base
+            seen.update(repeating: 0, count: k)
+            count.update(repeating: 0, count: k)
             for r in 0..<nrefs {
                 let s = referenceStarts[r], l = referenceLengths[r]
                 if l < n { continue }
                 for i in s...(s + l - n) {
-                    let id = current[i]
+                    let id = cur[i]
                     if id >= 0 { count[Int(id)] += 1 }
                 }
                 var c = 0
                 for i in 0...(h - n) {
-                    let j = Int(current[i])
+                    let j = Int(cur[i])
                     seen[j] += 1
                     if seen[j] <= count[j] { c += 1 }
                 }
                 matches[r * maxOrder + n - 1] = c
-                for i in 0...(h - n) { seen[Int(current[i])] = 0 }
+                for i in 0...(h - n) { seen[Int(cur[i])] = 0 }
                 for i in s...(s + l - n) {
-                    let id = current[i]
+                    let id = cur[i]
                     if id >= 0 { count[Int(id)] = 0 }
                 }
             }

@@ -24,10 +24,10 @@ public enum BLEUTokenizer: String, CaseIterable, Sendable {
     /// Tokenizes one line exactly as sacreBLEU does and returns the tokens joined by single spaces.
     /// (BLEU itself also lowercases, if asked, and strips trailing whitespace first.)
     public func callAsFunction(_ line: String) -> String {
-        var scratch = TokenizerScratch()
+        let scratch = TokenizerScratch()
         var src: [UInt32] = []
         PythonText.scalars(of: line, into: &src)
-        tokenize(&src, scratch: &scratch)
+        tokenize(&src, scratch: scratch)
         var out: [UInt32] = []
         forEachToken(in: src) { start, length, _ in
             if !out.isEmpty { out.append(0x20) }
@@ -64,28 +64,113 @@ public enum BLEUTokenizer: String, CaseIterable, Sendable {
     }
 
     /// Rewrites `s` in place into a whitespace-separated token sequence (not yet split).
-    func tokenize(_ s: inout [UInt32], scratch: inout TokenizerScratch) {
+    func tokenize(_ s: inout [UInt32], scratch: TokenizerScratch) {
         switch self {
         case .none, .char:
             // `none` returns the line as is; `char` joins all code points with spaces, which the
             // whitespace split undoes except that every non-space code point becomes a token —
-            // handled by the caller's token splitter (see `TokenSplitter`).
+            // handled by `forEachToken`.
             return
         case .v13a:
-            Tokenizer13a.run(&s, scratch: &scratch)
+            Tokenizer13a.run(&s, scratch: scratch)
         case .intl:
-            TokenizerIntl.run(&s, scratch: &scratch)
+            TokenizerIntl.run(&s, scratch: scratch)
         case .zh:
-            TokenizerZh.run(&s, scratch: &scratch)
+            TokenizerZh.run(&s, scratch: scratch)
         }
     }
 }
 
-/// Reusable buffers for tokenization.
-struct TokenizerScratch {
+/// Reusable buffers for tokenization (one per thread; not shared).
+final class TokenizerScratch {
+    /// Ping-pong buffers for the substitution passes.
+    var a = RawBuffer<UInt32>(capacity: 1024, fill: 0)
+    var b = RawBuffer<UInt32>(capacity: 1024, fill: 0)
     var tmp: [UInt32] = []
     var lowerCache: [UInt32: [UInt32]] = [:]
     var lowered: [UInt32] = []
+
+    /// Whether `a` holds the current pass input (else `b`).
+    private var inputIsA = true
+
+    init() {}
+
+    deinit {
+        a.free()
+        b.free()
+    }
+
+    /// Starts a chain of passes: returns an input buffer with room for `n` scalars.
+    func begin(_ n: Int) -> UnsafeMutablePointer<UInt32> {
+        inputIsA = true
+        a.reserve(n, keep: 0, fill: 0)
+        return a.base
+    }
+
+    /// The current pass input.
+    var input: UnsafeMutablePointer<UInt32> { inputIsA ? a.base : b.base }
+
+    /// The output buffer for the next pass, with room for `n` scalars.
+    func output(_ n: Int) -> UnsafeMutablePointer<UInt32> {
+        if inputIsA {
+            b.reserve(n, keep: 0, fill: 0)
+            return b.base
+        }
+        a.reserve(n, keep: 0, fill: 0)
+        return a.base
+    }
+
+    /// Makes the last output the next input.
+    func flip() { inputIsA.toggle() }
+}
+
+/// Substitution passes over raw buffers. Each reads `n` scalars at `src`, writes to `dst` (which
+/// must have room for the documented worst case) and returns the output length.
+enum Pass {
+    typealias Buffer = UnsafeMutablePointer<UInt32>
+
+    /// `(X)` → ` \1 ` for single code points X with `isX`. Output ≤ 3n.
+    @inline(__always)
+    static func surround(_ src: UnsafePointer<UInt32>, _ n: Int, _ dst: Buffer, _ isX: (UInt32) -> Bool) -> Int {
+        var o = 0
+        for i in 0..<n {
+            let c = src[i]
+            if isX(c) {
+                dst[o] = 0x20; dst[o + 1] = c; dst[o + 2] = 0x20
+                o += 3
+            } else {
+                dst[o] = c
+                o += 1
+            }
+        }
+        return o
+    }
+
+    /// `(X)(Y)` → `\1 \2 ` (or ` \1 \2` with `leading`), scanning left to right without
+    /// overlaps like `re.sub`. Output ≤ 2n.
+    @inline(__always)
+    static func pairs(_ src: UnsafePointer<UInt32>, _ n: Int, _ dst: Buffer, leading: Bool,
+                      _ matches: (UInt32, UInt32) -> Bool) -> Int {
+        var o = 0
+        var i = 0
+        while i < n {
+            let c = src[i]
+            if i + 1 < n && matches(c, src[i + 1]) {
+                if leading {
+                    dst[o] = 0x20; dst[o + 1] = c; dst[o + 2] = 0x20; dst[o + 3] = src[i + 1]
+                } else {
+                    dst[o] = c; dst[o + 1] = 0x20; dst[o + 2] = src[i + 1]; dst[o + 3] = 0x20
+                }
+                o += 4
+                i += 2
+            } else {
+                dst[o] = c
+                o += 1
+                i += 1
+            }
+        }
+        return o
+    }
 }
 
 @inline(__always) private func isDigit(_ c: UInt32) -> Bool { c >= 0x30 && c <= 0x39 }
@@ -140,70 +225,35 @@ enum TokenizerRegexp {
         }
     }
 
-    static func run(_ s: inout [UInt32], scratch: inout TokenizerScratch) {
-        var d = scratch.tmp
-        defer { scratch.tmp = d }
-        // 1. `([\{-\~\[-\` -\&\(-\+\:-\@\/])` → ` \1 `
-        d.removeAll(keepingCapacity: true)
+    /// Runs the four substitutions on `s`; with `pad`, on `" " + s + " "` (13a's padding).
+    static func run(_ s: inout [UInt32], scratch: TokenizerScratch, pad: Bool = false) {
+        let n = s.count + (pad ? 2 : 0)
         var hasDotComma = false, hasDash = false
         for c in s {
-            if isSplitChar(c) {
-                d.append(0x20); d.append(c); d.append(0x20)
-            } else {
-                if isDotOrComma(c) { hasDotComma = true } else if c == 0x2D { hasDash = true }
-                d.append(c)
-            }
+            if isDotOrComma(c) { hasDotComma = true } else if c == 0x2D { hasDash = true }
         }
-        swap(&s, &d)
+        // 1. `([\{-\~\[-\` -\&\(-\+\:-\@\/])` → ` \1 `  (output ≤ 3n)
+        let first = scratch.begin(3 * n)
+        var len = 0
+        if pad { first[0] = 0x20; first[1] = 0x20; first[2] = 0x20; len = 3 }
+        let start = len
+        len += s.withUnsafeBufferPointer { b in b.baseAddress.map { Pass.surround($0, b.count, first + start, isSplitChar) } ?? 0 }
+        if pad { first[len] = 0x20; first[len + 1] = 0x20; first[len + 2] = 0x20; len += 3 }
         if hasDotComma {
-            // 2. `([^0-9])([\.,])` → `\1 \2 `
-            d.removeAll(keepingCapacity: true)
-            var i = 0
-            let n = s.count
-            while i < n {
-                let c = s[i]
-                if i + 1 < n && !isDigit(c) && isDotOrComma(s[i + 1]) {
-                    d.append(c); d.append(0x20); d.append(s[i + 1]); d.append(0x20)
-                    i += 2
-                } else {
-                    d.append(c)
-                    i += 1
-                }
-            }
-            swap(&s, &d)
+            // 2. `([^0-9])([\.,])` → `\1 \2 `  (each pair pass: output ≤ 2 × input)
+            len = Pass.pairs(scratch.input, len, scratch.output(2 * len), leading: false) { !isDigit($0) && isDotOrComma($1) }
+            scratch.flip()
             // 3. `([\.,])([^0-9])` → ` \1 \2`
-            d.removeAll(keepingCapacity: true)
-            i = 0
-            let n2 = s.count
-            while i < n2 {
-                let c = s[i]
-                if i + 1 < n2 && isDotOrComma(c) && !isDigit(s[i + 1]) {
-                    d.append(0x20); d.append(c); d.append(0x20); d.append(s[i + 1])
-                    i += 2
-                } else {
-                    d.append(c)
-                    i += 1
-                }
-            }
-            swap(&s, &d)
+            len = Pass.pairs(scratch.input, len, scratch.output(2 * len), leading: true) { isDotOrComma($0) && !isDigit($1) }
+            scratch.flip()
         }
         if hasDash {
             // 4. `([0-9])(-)` → `\1 \2 `
-            d.removeAll(keepingCapacity: true)
-            var i = 0
-            let n = s.count
-            while i < n {
-                let c = s[i]
-                if i + 1 < n && isDigit(c) && s[i + 1] == 0x2D {
-                    d.append(c); d.append(0x20); d.append(0x2D); d.append(0x20)
-                    i += 2
-                } else {
-                    d.append(c)
-                    i += 1
-                }
-            }
-            swap(&s, &d)
+            len = Pass.pairs(scratch.input, len, scratch.output(2 * len), leading: false) { isDigit($0) && $1 == 0x2D }
+            scratch.flip()
         }
+        s.removeAll(keepingCapacity: true)
+        s.append(contentsOf: UnsafeBufferPointer(start: scratch.input, count: len))
     }
 }
 
@@ -220,7 +270,7 @@ enum Tokenizer13a {
         (ascii("&gt;"), [0x3E]),
     ]
 
-    static func run(_ s: inout [UInt32], scratch: inout TokenizerScratch) {
+    static func run(_ s: inout [UInt32], scratch: TokenizerScratch) {
         var hasLT = false, hasNL = false, hasAmp = false
         for c in s {
             if c == 0x3C { hasLT = true } else if c == 0x0A { hasNL = true } else if c == 0x26 { hasAmp = true }
@@ -235,10 +285,8 @@ enum Tokenizer13a {
                 replaceAll(&s, pattern, replacement, tmp: &scratch.tmp)
             }
         }
-        // f' {line} '
-        s.insert(0x20, at: 0)
-        s.append(0x20)
-        TokenizerRegexp.run(&s, scratch: &scratch)
+        // f' {line} ', then the regular expressions.
+        TokenizerRegexp.run(&s, scratch: scratch, pad: true)
     }
 }
 
@@ -273,60 +321,36 @@ enum UnicodeClass {
 
 /// sacreBLEU's `TokenizerV14International`.
 enum TokenizerIntl {
-    static func run(_ s: inout [UInt32], scratch: inout TokenizerScratch) {
-        var d = scratch.tmp
-        defer { scratch.tmp = d }
+    static func run(_ s: inout [UInt32], scratch: TokenizerScratch) {
         var hasP = false, hasS = false
         for c in s {
             let k = UnicodeClass.of(c)
             if k == UnicodeClass.punctuation { hasP = true } else if k == UnicodeClass.symbol { hasS = true }
         }
+        guard hasP || hasS else { return }
+        let n = s.count
+        var len = n
+        let first = scratch.begin(n)
+        s.withUnsafeBufferPointer { b in if let p = b.baseAddress { first.update(from: p, count: n) } }
         if hasP {
-            // 1. `(\P{N})(\p{P})` → `\1 \2 `
-            d.removeAll(keepingCapacity: true)
-            var i = 0
-            var n = s.count
-            while i < n {
-                let c = s[i]
-                if i + 1 < n && UnicodeClass.of(c) != UnicodeClass.number
-                    && UnicodeClass.of(s[i + 1]) == UnicodeClass.punctuation {
-                    d.append(c); d.append(0x20); d.append(s[i + 1]); d.append(0x20)
-                    i += 2
-                } else {
-                    d.append(c)
-                    i += 1
-                }
+            // 1. `(\P{N})(\p{P})` → `\1 \2 `  (each pair pass: output ≤ 2 × input)
+            len = Pass.pairs(scratch.input, len, scratch.output(2 * len), leading: false) {
+                UnicodeClass.of($0) != UnicodeClass.number && UnicodeClass.of($1) == UnicodeClass.punctuation
             }
-            swap(&s, &d)
+            scratch.flip()
             // 2. `(\p{P})(\P{N})` → ` \1 \2`
-            d.removeAll(keepingCapacity: true)
-            i = 0
-            n = s.count
-            while i < n {
-                let c = s[i]
-                if i + 1 < n && UnicodeClass.of(c) == UnicodeClass.punctuation
-                    && UnicodeClass.of(s[i + 1]) != UnicodeClass.number {
-                    d.append(0x20); d.append(c); d.append(0x20); d.append(s[i + 1])
-                    i += 2
-                } else {
-                    d.append(c)
-                    i += 1
-                }
+            len = Pass.pairs(scratch.input, len, scratch.output(2 * len), leading: true) {
+                UnicodeClass.of($0) == UnicodeClass.punctuation && UnicodeClass.of($1) != UnicodeClass.number
             }
-            swap(&s, &d)
+            scratch.flip()
         }
         if hasS {
-            // 3. `(\p{S})` → ` \1 `
-            d.removeAll(keepingCapacity: true)
-            for c in s {
-                if UnicodeClass.of(c) == UnicodeClass.symbol {
-                    d.append(0x20); d.append(c); d.append(0x20)
-                } else {
-                    d.append(c)
-                }
-            }
-            swap(&s, &d)
+            // 3. `(\p{S})` → ` \1 `  (output ≤ 3 × input)
+            len = Pass.surround(scratch.input, len, scratch.output(3 * len)) { UnicodeClass.of($0) == UnicodeClass.symbol }
+            scratch.flip()
         }
+        s.removeAll(keepingCapacity: true)
+        s.append(contentsOf: UnsafeBufferPointer(start: scratch.input, count: len))
     }
 }
 
@@ -351,7 +375,7 @@ enum TokenizerZh {
         }
     }
 
-    static func run(_ s: inout [UInt32], scratch: inout TokenizerScratch) {
+    static func run(_ s: inout [UInt32], scratch: TokenizerScratch) {
         PythonText.strip(&s)
         var any = false
         for c in s where isChinese(c) { any = true; break }
@@ -368,6 +392,6 @@ enum TokenizerZh {
             scratch.tmp = s
             s = d
         }
-        TokenizerRegexp.run(&s, scratch: &scratch)
+        TokenizerRegexp.run(&s, scratch: scratch)
     }
 }
