@@ -20,29 +20,9 @@ final class TranslateCommandTests: XCTestCase {
         return dir
     }()
 
-    static func executable() throws -> String {
-        let path = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mt-translate").path
-        let beside = Bundle.main.bundleURL.appendingPathComponent("mt-translate").path
-        if let found = [path, beside].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) { return found }
-        if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("mt-translate was not built next to the tests"); return "/nonexistent" }
-        throw XCTSkip("mt-translate binary not found next to the test bundle")
-    }
-
     func run(_ arguments: [String], input: Data) throws -> (status: Int32, output: Data, errors: String) {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.executable())
-        process.arguments = arguments
-        let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
-        process.standardInput = stdin
-        process.standardOutput = stdout
-        process.standardError = stderr
-        try process.run()
-        stdin.fileHandleForWriting.write(input)
-        try stdin.fileHandleForWriting.close()
-        let output = stdout.fileHandleForReading.readDataToEndOfFile()
-        let errors = String(decoding: stderr.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
-        process.waitUntilExit()
-        return (process.terminationStatus, output, errors)
+        let result = try Executables.run("mt-translate", arguments, input: input)
+        return (result.status, Data(result.output.utf8), result.errors)
     }
 
     func testOneOutputLinePerInputLineOnHostileInput() throws {
@@ -73,7 +53,7 @@ final class TranslateCommandTests: XCTestCase {
     /// A line typed into a pipe is answered while the pipe stays open.
     func testAnswersBeforeEndOfInput() throws {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try Self.executable())
+        process.executableURL = URL(fileURLWithPath: try Executables.path("mt-translate"))
         process.arguments = ["--model", Self.modelDirectory]
         let stdin = Pipe(), stdout = Pipe()
         process.standardInput = stdin

@@ -37,7 +37,7 @@ public struct TrainingEvent: Codable, Sendable {
 ///
 /// A model directory holds:
 ///   model.json, model.safetensors   the best weights (what mt-translate loads)
-///   last/                           model.safetensors, optimizer.safetensors, state.json: for --resume
+///   last -> last-UPDATE/            model.safetensors, optimizer.safetensors, state.json: for --resume
 ///   training.yaml                   the resolved options;  log.jsonl  every logged event
 public final class Trainer {
     public let options: TrainingOptions
@@ -73,7 +73,7 @@ public final class Trainer {
                               schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
                                                              warmup: options.warmup, factor: options.decayFactor,
                                                              patience: options.decayPatience))
-        try FileManager.default.createDirectory(atPath: directory + "/last", withIntermediateDirectories: true)
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
     }
 
     // MARK: Checkpoints
@@ -110,16 +110,30 @@ public final class Trainer {
         return "a different configuration"
     }
 
+    /// Writes the checkpoint into a new directory `last-UPDATE`, then points the symbolic link `last`
+    /// at it with an atomic rename and removes the previous one. Weights, moments and state always
+    /// change together: a crash at any moment leaves `last` on a complete checkpoint.
     func saveLast() throws {
-        let last = directory + "/last"
-        try ModelFiles.save(model, to: last)
+        let fm = FileManager.default
+        let name = "last-\(state.update)", target = directory + "/" + name
+        try? fm.removeItem(atPath: target)
+        try ModelFiles.save(model, to: target)
         let moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
                        SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
-        try AtomicFile.write(try SafeTensors.encode(moments), to: last + "/" + Self.optimizerFile)
+        try AtomicFile.write(try SafeTensors.encode(moments), to: target + "/" + Self.optimizerFile)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        // The state goes last: a checkpoint counts as written once its state.json is.
-        try AtomicFile.write(try encoder.encode(state), to: last + "/" + Self.stateFile)
+        try AtomicFile.write(try encoder.encode(state), to: target + "/" + Self.stateFile)
+        let link = directory + "/last", temporaryLink = directory + "/.last.tmp-\(getpid())"
+        let previous = try? fm.destinationOfSymbolicLink(atPath: link)
+        try? fm.removeItem(atPath: temporaryLink)
+        try fm.createSymbolicLink(atPath: temporaryLink, withDestinationPath: name)
+        guard rename(temporaryLink, link) == 0 else {
+            throw TrainingError.checkpoint("cannot replace \(link): \(String(cString: strerror(errno)))")
+        }
+        let dirfd = open(directory, O_RDONLY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        if let previous, previous != name { try? fm.removeItem(atPath: directory + "/" + previous) }
     }
 
     func saveBest() throws {
@@ -134,7 +148,7 @@ public final class Trainer {
         encoder.outputFormatting = [.sortedKeys]
         if log == nil {
             let path = directory + "/log.jsonl"
-            if !FileManager.default.fileExists(atPath: path) { FileManager.default.createFile(atPath: path, contents: nil) }
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             log = FileHandle(forWritingAtPath: path)
             log?.seekToEndOfFile()
         }

@@ -32,6 +32,12 @@ public enum TrainingRun {
             throw TrainingError.checkpoint("\(dir) already holds a training run: continue it with --resume \(dir), or pass --overwrite to start over")
         }
         try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
+        if start != .resume {
+            // Starting over: the old run's checkpoints and log go.
+            for item in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where item == "last" || item.hasPrefix("last-") || item == "log.jsonl" {
+                try fm.removeItem(atPath: dir + "/" + item)
+            }
+        }
 
         // SentencePiece models and the vocabulary description travel with the model.
         let vocabulary = manifest.sentencepiece
