@@ -85,3 +85,19 @@ void nmt_tanh_backward(const float *y, const float *dy, float *dx, size_t n);
 }
 #endif
 #endif
+
+#ifndef CKERNELS_SEARCH_H
+#define CKERNELS_SEARCH_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/// log Σ exp(x[i]) over one row, vectorized.
+float nmt_log_sum_exp(const float *x, size_t n);
+/// The k largest entries of x[0..n), largest first: indices into idx, values into val.
+/// Skips 32-entry blocks whose maximum cannot enter the list, so most of a peaked row is one
+/// vectorized max per block.
+void nmt_top_k(const float *x, size_t n, int k, int32_t *idx, float *val);
+#ifdef __cplusplus
+}
+#endif
+#endif

@@ -35,24 +35,26 @@ public struct Hypothesis: Sendable, Equatable {
 
 /// Beam search over a batch: the beams of all sentences are rows of one decoder step, so each
 /// step is one GEMM per layer for everything. After each step the surviving hypotheses are
-/// gathered by parent index (`IncrementalDecoder.reorder`), as Marian's beam search does.
+/// gathered by parent index (`IncrementalDecoder.reorder`), as Marian's beam search does, and the
+/// rows of finished sentences are dropped (`compact`). Hypotheses are kept as back-pointers (a
+/// token and a parent per node), so a step copies no token lists.
 public final class BeamSearch {
     let model: Seq2Seq
     let stepper: IncrementalDecoder
-    let annotations = FloatBuffer(count: 0), mask = FloatBuffer(count: 0)
 
     public init(model: Seq2Seq) {
         self.model = model
         stepper = IncrementalDecoder(model: model)
     }
 
-    private struct Candidate { var score: Float; var row: Int; var token: Int32 }
+    private struct Candidate { var score: Float; var row: Int32; var token: Int32 }
+    private struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
 
     /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first.
     public func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
-        let k = max(1, options.beamSize), b = sources.count, rows = b * k
-        let vocab = model.config.targetVocabSize, c = model.config.contextSize
+        let k = max(1, options.beamSize), b = sources.count
+        let vocab = model.config.targetVocabSize
         let batch = Batch(sources: sources, targets: sources.map { _ in [] })
         let ts = batch.sourceSteps
         var rng = RandomSource(seed: 0)
@@ -60,92 +62,124 @@ public final class BeamSearch {
             batch.sourceMask.withUnsafeBufferPointer { sourceMask in
                 model.encoder.forward(model.parameters, tokens: tokens.baseAddress!, mask: sourceMask.baseAddress!, steps: ts,
                                       batch: b, dropout: 0, rng: &rng)
-                // Each sentence's annotations repeated for its k beams: row s·k + j.
-                annotations.reserve(ts * rows * c)
-                mask.reserve(ts * rows)
-                for t in 0..<ts {
-                    for s in 0..<b {
-                        for j in 0..<k {
-                            (annotations.pointer + (t * rows + s * k + j) * c).update(from: model.encoder.annotations + (t * b + s) * c, count: c)
-                            mask[t * rows + s * k + j] = sourceMask[t * b + s]
-                        }
-                    }
-                }
+                stepper.start(encoded: model.encoder.annotations, sourceMask: sourceMask.baseAddress!, sourceSteps: ts, sentences: b, beams: k)
             }
         }
-        stepper.start(annotations: annotations.pointer, sourceMask: mask.pointer, sourceSteps: ts, batch: rows)
-
-        let sourceLengths = sources.map(\.count)
         let maxLength = sources.map { Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset }
-        // Per row: the hypothesis so far (tokens, log-probability, attention rows). Dead rows have −∞.
-        var rowTokens = [[Int32]](repeating: [], count: rows)
-        var rowAlignment = [[[Float]]](repeating: [], count: rows)
-        var rowScore = [Float](repeating: -.infinity, count: rows)
-        for s in 0..<b { rowScore[s * k] = 0 }
-        var finished = [[Hypothesis]](repeating: [], count: b)
-        var done = [Bool](repeating: false, count: b)
-        var previous = [Int32](repeating: SpecialTokens.bos, count: rows)
-        var parents = [Int32](repeating: 0, count: rows)
+        let longest = maxLength.max()!
+
+        // Back-pointer tree of hypotheses: node n is token nodeToken[n] after node nodeParent[n] (−1: BOS).
+        var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
+        nodeToken.reserveCapacity((longest + 1) * b * k)
+        nodeParent.reserveCapacity((longest + 1) * b * k)
+        if options.alignments { nodeAlignment.reserveCapacity((longest + 1) * b * k * ts) }
+        // Per row (row i belongs to sentence active[i / k]); all sized once for the first step.
+        var active = Array(0..<b), nextActive: [Int] = []
+        nextActive.reserveCapacity(b)
+        var score = [Float](repeating: -.infinity, count: b * k), nextScore = score
+        for s in 0..<b { score[s * k] = 0 }
+        var node = [Int32](repeating: -1, count: b * k), nextNode = node
+        var previous = [Int32](repeating: SpecialTokens.bos, count: b * k)
+        var parents = [Int32](repeating: 0, count: b * k)
+        var kept = [Int32](repeating: 0, count: b * k)
+        var finished = [[Finished]](repeating: [], count: b)
+        for s in 0..<b { finished[s].reserveCapacity(2 * k) }
         var candidates: [Candidate] = []
         candidates.reserveCapacity(k * (k + 1))
+        var topIndex = [Int32](repeating: 0, count: k + 1), topValue = [Float](repeating: 0, count: k + 1)
         var step = 0
 
-        while done.contains(false) {
+        func addNode(token: Int32, parent: Int32, row: Int) -> Int32 {
+            nodeToken.append(token)
+            nodeParent.append(parent)
+            if options.alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: stepper.alpha.pointer + row * ts, count: ts)) }
+            return Int32(nodeToken.count - 1)
+        }
+
+        while !active.isEmpty {
             step += 1
-            stepper.step(previous: previous, annotations: annotations.pointer, sourceMask: mask.pointer)
-            var nextTokens = rowTokens, nextAlignment = rowAlignment, nextScore = rowScore
-            for s in 0..<b where !done[s] {
+            stepper.step(previous: previous)
+            nextActive.removeAll(keepingCapacity: true)
+            for (position, s) in active.enumerated() {
+                let first = position * k
                 candidates.removeAll(keepingCapacity: true)
-                for j in 0..<k where rowScore[s * k + j] > -.infinity {
-                    let row = s * k + j
-                    topTokens(stepper.logProbabilities.pointer + row * vocab, vocab: vocab, count: k + 1) { token, logp in
-                        candidates.append(Candidate(score: rowScore[row] + logp, row: row, token: token))
+                for row in first..<first + k where score[row] > -.infinity {
+                    let logits = stepper.logits.pointer + row * vocab, lse = stepper.logSumExp[row]
+                    nmt_top_k(logits, vocab, Int32(k + 1), &topIndex, &topValue)
+                    for j in 0...k where topIndex[j] >= 0 {
+                        candidates.append(Candidate(score: score[row] + topValue[j] - lse, row: Int32(row), token: topIndex[j]))
                     }
                 }
                 candidates.sort { $0.score > $1.score }
                 let atLimit = step >= maxLength[s]
                 var alive = 0
                 for candidate in candidates where alive < k {
-                    let parentTokens = rowTokens[candidate.row]
-                    var alignment = rowAlignment[candidate.row]
-                    if options.alignments {
-                        let a = stepper.alpha.pointer + candidate.row * ts
-                        alignment.append(Array(UnsafeBufferPointer(start: a, count: sourceLengths[s])))
-                    }
+                    let parentRow = Int(candidate.row)
                     if candidate.token == SpecialTokens.eos || atLimit {
-                        let tokens = candidate.token == SpecialTokens.eos ? parentTokens : parentTokens + [candidate.token]
-                        let length = Float(tokens.count + 1)
-                        finished[s].append(Hypothesis(tokens: tokens, logProbability: candidate.score,
-                                                      score: candidate.score / powf(length, options.lengthPenalty), alignment: alignment))
+                        let eosNode = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
+                        let length = Float(step)
+                        finished[s].append(Finished(score: candidate.score / powf(length, options.lengthPenalty),
+                                                    logProbability: candidate.score, node: eosNode))
                         if atLimit { alive += 1 }
                         continue
                     }
-                    let row = s * k + alive
-                    nextTokens[row] = parentTokens + [candidate.token]
-                    nextAlignment[row] = alignment
+                    let row = first + alive
+                    nextNode[row] = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
                     nextScore[row] = candidate.score
-                    parents[row] = Int32(candidate.row)
+                    parents[row] = candidate.row
                     previous[row] = candidate.token
                     alive += 1
                 }
-                for j in alive..<k {
-                    nextScore[s * k + j] = -.infinity
-                    parents[s * k + j] = Int32(s * k)
-                    previous[s * k + j] = SpecialTokens.eos
+                if atLimit { alive = 0 }
+                for row in first + alive..<first + k {
+                    nextScore[row] = -.infinity
+                    nextNode[row] = -1
+                    parents[row] = Int32(first)
+                    previous[row] = SpecialTokens.eos
                 }
-                if atLimit || finished[s].count >= k || alive == 0 || bestFinishedBeatsAlive(finished[s], alive: nextScore[(s * k)..<(s * k + k)],
-                                                                                           length: step, alpha: options.lengthPenalty) {
-                    done[s] = true
+                let done = atLimit || alive == 0 || finished[s].count >= k
+                    || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: options.lengthPenalty)
+                if !done {
+                    for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
+                    nextActive.append(s)
                 }
             }
-            rowTokens = nextTokens
-            rowAlignment = nextAlignment
-            rowScore = nextScore
+            swap(&score, &nextScore)
+            swap(&node, &nextNode)
             stepper.reorder(parents: parents)
+            if nextActive.count < active.count {
+                // Drop the finished sentences' rows from the decoder and from the per-row arrays.
+                let rows = nextActive.count * k
+                for i in 0..<rows {
+                    let from = Int(kept[i])
+                    score[i] = score[from]
+                    node[i] = node[from]
+                    previous[i] = previous[from]
+                }
+                stepper.compact(kept: kept, count: rows)
+            }
+            swap(&active, &nextActive)
         }
-        return finished.map { list in
+
+        return finished.enumerated().map { s, list in
+            let sourceLength = sources[s].count
             var seen = Set<[Int32]>()
-            return list.sorted { $0.score > $1.score }.filter { seen.insert($0.tokens).inserted }.prefix(max(1, options.nBest)).map { $0 }
+            var hypotheses: [Hypothesis] = []
+            for f in list.sorted(by: { $0.score > $1.score }) where hypotheses.count < max(1, options.nBest) {
+                var tokens: [Int32] = [], alignment: [[Float]] = []
+                var n = f.node
+                while n >= 0 {
+                    tokens.append(nodeToken[Int(n)])
+                    if options.alignments { alignment.append(Array(nodeAlignment[Int(n) * ts..<Int(n) * ts + sourceLength])) }
+                    n = nodeParent[Int(n)]
+                }
+                tokens.reverse()
+                alignment.reverse()
+                if tokens.last == SpecialTokens.eos { tokens.removeLast() }
+                guard seen.insert(tokens).inserted else { continue }
+                hypotheses.append(Hypothesis(tokens: tokens, logProbability: f.logProbability, score: f.score, alignment: alignment))
+            }
+            return hypotheses
         }
     }
 
@@ -163,27 +197,8 @@ public final class BeamSearch {
 
     /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that
     /// already scores higher; with α > 0 this is the usual approximation (the bound at the current length).
-    private func bestFinishedBeatsAlive(_ finished: [Hypothesis], alive: ArraySlice<Float>, length: Int, alpha: Float) -> Bool {
+    private func bestFinishedBeatsAlive(_ finished: [Finished], alive: ArraySlice<Float>, alpha: Float) -> Bool {
         guard let best = finished.map(\.score).max(), let bestAlive = alive.max(), bestAlive > -.infinity else { return false }
         return alpha == 0 && best >= bestAlive
-    }
-
-    /// Calls `body` with the `count` most probable tokens of a row of log-probabilities.
-    private func topTokens(_ row: UnsafePointer<Float>, vocab: Int, count: Int, _ body: (Int32, Float) -> Void) {
-        var bestTokens = [Int32](repeating: 0, count: count)
-        var bestValues = [Float](repeating: -.infinity, count: count)
-        var threshold = -Float.infinity
-        for v in 0..<vocab where row[v] > threshold {
-            var i = count - 1
-            while i > 0 && bestValues[i - 1] < row[v] {
-                bestValues[i] = bestValues[i - 1]
-                bestTokens[i] = bestTokens[i - 1]
-                i -= 1
-            }
-            bestValues[i] = row[v]
-            bestTokens[i] = Int32(v)
-            threshold = bestValues[count - 1]
-        }
-        for i in 0..<count where bestValues[i] > -.infinity { body(bestTokens[i], bestValues[i]) }
     }
 }
