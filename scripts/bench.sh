@@ -1,9 +1,45 @@
 #!/usr/bin/env bash
-# Speed benchmark (release build): sgemm GFLOP/s and the reference model's training throughput and
-# FLOP utilization, measured in one run. `--json` ends the output with one JSON object.
+# Speed benchmark (release build), measured in one run:
+#   - the machine's sgemm GFLOP/s (all cores) and the reference model's training throughput and
+#     FLOP utilization (mt-bench; on the first batches of Multi30k en-de when it has been
+#     preprocessed, else on synthetic batches of lengths 10-20);
+#   - beam-5 translation speed of the shipped model over Multi30k test_2016_flickr (mt-translate).
 # Usage: scripts/bench.sh [--json] [--threads N] [--batches N]
+# Environment: MODEL (default checkpoints/multi30k-en-de), MULTI30K_DIR (corpus with raw/*.gz, or
+# data/multi30k with plain files), DATA (an mt-preprocess directory of Multi30k en-de for real batches).
 set -euo pipefail
 cd "$(dirname "$0")/.."
+json=0
+args=()
+for a in "$@"; do if [ "$a" = --json ]; then json=1; else args+=("$a"); fi; done
 swift build -c release --product mt-bench >&2
+swift build -c release --product mt-translate >&2
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs), $(date -u +%Y-%m-%d)" >&2
-exec .build/release/mt-bench "$@"
+
+data_args=()
+data="${DATA:-runs/multi30k-en-de/data}"
+[ -f "$data/manifest.json" ] && data_args=(--data "$data")
+train_json=$(.build/release/mt-bench "${data_args[@]}" "${args[@]}" --json | tee /dev/stderr | tail -n 1)
+
+model="${MODEL:-checkpoints/multi30k-en-de}"
+source=""
+for candidate in "${MULTI30K_DIR:-}/raw/test_2016_flickr.en.gz" data/multi30k/test_2016_flickr.en; do
+    [ -f "$candidate" ] && { source="$candidate"; break; }
+done
+translate_json='{}'
+if [ -f "$model/model.safetensors" ] && [ -n "$source" ]; then
+    input=$(mktemp)
+    case "$source" in *.gz) gzip -dc "$source" > "$input" ;; *) cp "$source" "$input" ;; esac
+    stats=$(.build/release/mt-translate --model "$model" --beam-size 5 --stats < "$input" 2>&1 >/dev/null | tail -n 1)
+    rm -f "$input"
+    echo "translation (beam 5, $(basename "$source")): $stats" >&2
+    sps=$(echo "$stats" | sed -E 's/.*: ([0-9.]+) sentences\/s.*/\1/')
+    mem=$(echo "$stats" | sed -E 's/.*peak memory ([0-9]+) MiB.*/\1/')
+    translate_json="{\"translate_sentences_per_second\": $sps, \"translate_peak_memory_mib\": $mem}"
+else
+    echo "translation benchmark skipped: needs $model and the Multi30k test set (MULTI30K_DIR or data/multi30k)" >&2
+fi
+if [ $json = 1 ]; then
+    python3 -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.loads(sys.argv[2])); print(json.dumps(a, sort_keys=True))' \
+        "$train_json" "$translate_json"
+fi

@@ -15,6 +15,9 @@ struct Bench: ParsableCommand {
     @Option(help: "Timed training batches of 64 sentence pairs.")
     var batches: Int = 12
 
+    @Option(help: ArgumentHelp("Time training on the first batches of this mt-preprocess directory instead of synthetic batches.", valueName: "DIR"))
+    var data: String?
+
     @Option(help: "Square size of the sgemm measurement.")
     var sgemmSize: Int = 2048
 
@@ -30,16 +33,20 @@ struct Bench: ParsableCommand {
         BLAS.threads = threads
         let sgemm = Benchmarks.sgemmGFlops(size: sgemmSize)
         print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads, sgemm))
-        let config = ModelConfig.reference()
-        let training = try Benchmarks.training(config: config, batches: batches)
+        var config = ModelConfig.reference()
+        var real: [Batch]?
+        if let data { (config, real) = try Benchmarks.realBatches(dataDirectory: data, batchSize: 64, batches: batches) }
+        let training = try Benchmarks.training(config: config, batches: batches, data: real)
         let utilization = training.gflops / sgemm
-        print(String(format: "training (reference model, batches of 64, lengths 10-20): %.0f target tokens/s, %.1f GFLOP/s, %.3f s/batch, %.0f tokens/batch",
-                     training.tokensPerSecond, training.gflops, training.secondsPerBatch, training.tokensPerBatch))
+        let source = data.map { "batches of 64 from \($0)" } ?? "synthetic batches of 64, lengths 10-20"
+        print(String(format: "training (reference model, %@): %.0f target tokens/s, %.1f GFLOP/s, %.3f s/batch, %.0f tokens/batch",
+                     source, training.tokensPerSecond, training.gflops, training.secondsPerBatch, training.tokensPerBatch))
         print(String(format: "FLOP utilization: %.1f%% of sgemm", utilization * 100))
         if json {
             let object: [String: Any] = [
                 "threads": threads, "sgemm_gflops": sgemm, "train_tokens_per_second": training.tokensPerSecond,
                 "train_gflops": training.gflops, "flop_utilization": utilization,
+                "train_data": data ?? "synthetic", "train_peak_memory_mib": PeakMemory.megabytes(),
             ]
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))

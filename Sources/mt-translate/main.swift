@@ -53,6 +53,9 @@ struct Translate: ParsableCommand {
     @Option(help: "BLAS threads (default: all cores).")
     var threads: Int?
 
+    @Flag(help: "At the end, print sentences per second and peak memory to stderr.")
+    var stats = false
+
     func validate() throws {
         guard beamSize >= 1 else { throw ValidationError("--beam-size must be at least 1") }
         guard nBest >= 0, nBest <= beamSize else { throw ValidationError("--n-best must be between 0 and --beam-size (\(beamSize))") }
@@ -76,6 +79,7 @@ struct Translate: ParsableCommand {
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
         let input = LineStream()
         var index = 0
+        let started = Date()
         setvbuf(stdout, nil, _IOFBF, 1 << 16)
         while let lines = input.next(maximum: batchSize) {
             let translations = try translator.translate(lines, options: search, batchSize: batchSize, maxSourceLength: maxSourceLength)
@@ -92,6 +96,11 @@ struct Translate: ParsableCommand {
                 index += 1
             }
             fflush(stdout)
+        }
+        if stats {
+            let seconds = Date().timeIntervalSince(started)
+            FileHandle.standardError.write(Data(String(format: "mt-translate: %d sentences in %.2f s: %.1f sentences/s, peak memory %d MiB\n",
+                                                       index, seconds, Double(index) / seconds, PeakMemory.megabytes()).utf8))
         }
     }
 }

@@ -83,4 +83,32 @@ final class TrainerTests: XCTestCase {
             XCTAssertEqual(a, b, accuracy: abs(a) * 1e-3 + 1e-7)
         }
     }
+
+    /// A non-finite gradient never reaches the weights or the moments.
+    func testAdamSkipsNonFiniteGradients() throws {
+        let model = try Seq2Seq(config: ModelConfig(sourceVocabSize: 20, targetVocabSize: 20, embedSize: 4, encoderHiddenSize: 4,
+                                                    decoderHiddenSize: 4, attentionSize: 4))
+        let adam = Adam(parameterCount: model.parameters.count)
+        let before = model.parameters.storage.array
+        model.gradients.storage.pointer.update(repeating: 0.1, count: model.gradients.count)
+        model.gradients.storage[17] = .nan
+        XCTAssertNil(adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: 0.1))
+        XCTAssertEqual(model.parameters.storage.array, before)
+        XCTAssertEqual(adam.firstMoment.array.filter { $0 != 0 }.count, 0)
+        XCTAssertEqual(adam.stepCount, 0)
+    }
+
+    /// Repeated non-finite losses stop training with a clear message, and nothing non-finite is saved.
+    func testDivergenceStopsTraining() throws {
+        let directory = temporaryDirectory()
+        let trainer = try makeTrainer(Self.tinyOptions(), directory: directory)
+        let bias = trainer.model.layout.view(named: "decoder.output.bias")!
+        trainer.model.parameters[bias][5] = .infinity
+        XCTAssertThrowsError(try trainer.run()) { error in
+            XCTAssertTrue("\(error)".contains("diverged"), "\(error)")
+        }
+        XCTAssertEqual(trainer.state.skippedUpdates, 5)
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/" + ModelFiles.weights))
+        XCTAssertThrowsError(try ModelFiles.save(trainer.model, to: directory + "/refused"))
+    }
 }

@@ -46,15 +46,38 @@ public enum Benchmarks {
         }
     }
 
-    /// Forward + backward + Adam update of `config` over synthetic batches; timed after one warm-up pass.
+    /// The first `batches` batches of `batchSize` sentence pairs of epoch 0 of a preprocessed training
+    /// set, in the order mt-train would use them.
+    public static func realBatches(dataDirectory: String, batchSize: Int, batches: Int) throws -> (ModelConfig, [Batch]) {
+        let manifest = try PreprocessManifest.load(directory: dataDirectory)
+        let src = manifest.request.sourceLang, tgt = manifest.request.targetLang
+        guard let train = manifest.split("train"), let s = train.sides[src], let t = train.sides[tgt],
+              let vs = manifest.sentencepiece.vocabSizes[src], let vt = manifest.sentencepiece.vocabSizes[tgt] else {
+            throw TrainingError.badConfig("\(dataDirectory) has no training split")
+        }
+        let source = try TokenDataset(path: dataDirectory + "/" + s.dataset), target = try TokenDataset(path: dataDirectory + "/" + t.dataset)
+        let order = Batcher.epochBatches(sourceLengths: source.lengths, targetLengths: target.lengths, size: .sentences(batchSize),
+                                         seed: 1, epoch: 0)
+        var config = ModelConfig.reference(vocabSize: vs)
+        config.targetVocabSize = vt
+        config.sharedEmbeddings = manifest.sentencepiece.joint
+        let data = order.prefix(batches).map { indices in
+            Batch(sources: indices.map { Array(source.tokens($0)) }, targets: indices.map { Array(target.tokens($0)) })
+        }
+        return (config, data)
+    }
+
+    /// Forward + backward + Adam update over the given batches (synthetic ones of lengths 10–20
+    /// when nil); timed after a warm-up on the longest batch.
     public static func training(config: ModelConfig, batchSize: Int = 64, batches: Int = 12,
-                                lengths: ClosedRange<Int> = 10...20) throws -> TrainingResult {
+                                lengths: ClosedRange<Int> = 10...20, data given: [Batch]? = nil) throws -> TrainingResult {
         let model = try Seq2Seq(config: config, seed: 1)
         let adam = Adam(parameterCount: model.parameters.count)
-        let data = syntheticBatches(config: config, batchSize: batchSize, batches: batches, lengths: lengths, seed: 3)
+        let data = given ?? syntheticBatches(config: config, batchSize: batchSize, batches: batches, lengths: lengths, seed: 3)
         var rng = RandomSource(seed: 5)
-        // Warm up on the longest batch, as the trainer does, so workspaces are allocated before timing.
-        for batch in [data.last!, data.first!] {
+        // Warm up on the longest batch so workspaces are allocated before timing.
+        let longest = data.max { $0.targetSteps * $0.sourceSteps < $1.targetSteps * $1.sourceSteps }!
+        for batch in [longest, data.first!] {
             model.train(batch, dropout: 0.1, labelSmoothing: 0.1, rng: &rng)
         }
         var tokens = 0, flops = 0.0

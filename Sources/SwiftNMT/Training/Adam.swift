@@ -26,10 +26,12 @@ public final class Adam {
     }
 
     /// One update. Gradients whose global norm exceeds `clipNorm` (when > 0) are scaled down to it.
-    /// Returns the gradient norm before clipping.
+    /// Returns the gradient norm before clipping, or nil — and changes nothing — when the gradient
+    /// holds NaN or infinity, so a bad batch can never reach the weights or the moments.
     @discardableResult
-    public func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float {
+    public func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float? {
         let norm = Adam.gradientNorm(gradients)
+        guard norm.isFinite else { return nil }
         let scale: Float = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
         stepCount += 1
         let b1 = beta1, b2 = beta2, eps = epsilon

@@ -198,7 +198,9 @@ public final class Trainer {
                 state.batchInEpoch += 1
                 state.update += 1
                 let rate = state.schedule.rate(update: state.update - state.skippedUpdates)
-                if !result.loss.isFinite || !Adam.gradientNorm(model.gradients).isFinite {
+                guard result.loss.isFinite,
+                      adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: rate, clipNorm: options.clipNorm) != nil
+                else {
                     state.skippedUpdates += 1
                     consecutiveBad += 1
                     emit(TrainingEvent(kind: .skipped, update: state.update, epoch: state.epoch,
@@ -210,7 +212,6 @@ public final class Trainer {
                     continue
                 }
                 consecutiveBad = 0
-                adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: rate, clipNorm: options.clipNorm)
                 windowLoss += result.lossSum
                 windowTokens += result.tokens
 
