@@ -36,17 +36,25 @@ struct Train: ParsableCommand {
     @Flag(help: "Start over even if --model-dir holds a training run.")
     var overwrite = false
 
+    @Option(help: ArgumentHelp("Only redraw DIR/training.svg from DIR/log.jsonl (e.g. while a run is going on), then exit.", valueName: "DIR"))
+    var plot: String?
+
     @OptionGroup(title: "Model") var model: ModelFlags
     @OptionGroup(title: "Optimization") var optimization: OptimizationFlags
     @OptionGroup(title: "Duration and validation") var duration: DurationFlags
 
     func validate() throws {
+        if plot != nil { return }
         if resume != nil && initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
         if data == nil { throw ValidationError("--data DIR (the output of mt-preprocess) is required") }
         if modelDir == nil && resume == nil { throw ValidationError("give --model-dir DIR (or --resume DIR)") }
     }
 
     func run() throws {
+        if let plot {
+            try TrainingPlot.write(logPath: plot + "/log.jsonl", to: plot + "/training.svg", title: "SwiftNMT training: \(plot)")
+            return
+        }
         let directory = modelDir ?? resume!
         var options = TrainingOptions()
         if let resume {
@@ -63,7 +71,7 @@ struct Train: ParsableCommand {
         model.apply(to: &options)
         optimization.apply(to: &options)
         duration.apply(to: &options)
-        BLAS.threads = options.threads > 0 ? options.threads : ProcessInfo.processInfo.activeProcessorCount
+        if options.threads > 0 { BLAS.threads = options.threads }
 
         let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
         let trainer: Trainer
@@ -76,6 +84,19 @@ struct Train: ParsableCommand {
         trainer.onEvent = { status.show($0) }
         if start == .resume { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
         status.note("model: \(trainer.model.parameters.count) parameters; BLAS threads: \(BLAS.threads)")
+        // Ctrl-C or SIGTERM: finish the current update, validate, checkpoint, plot, exit.
+        signal(SIGINT, SIG_IGN)
+        signal(SIGTERM, SIG_IGN)
+        let interrupts = [SIGINT, SIGTERM].map { number in
+            let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
+            source.setEventHandler {
+                status.note("stopping after this update (signal \(number)); the checkpoint will be written")
+                trainer.requestStop()
+            }
+            source.resume()
+            return source
+        }
+        defer { interrupts.forEach { $0.cancel() } }
         let reason = try trainer.run()
         try TrainingPlot.write(logPath: directory + "/log.jsonl", to: directory + "/training.svg", title: "SwiftNMT training: \(directory)")
         status.note("done (\(reason.rawValue)) after \(trainer.state.update) updates; best model in \(directory); peak memory \(PeakMemory.megabytes()) MiB")
@@ -142,7 +163,7 @@ struct OptimizationFlags: ParsableArguments {
     @Option(help: "Label smoothing epsilon.") var labelSmoothing: Float?
     @Option(help: "Dropout rate.") var dropout: Float?
     @Option(help: "Random seed (data order, initialization, dropout).") var seed: UInt64?
-    @Option(help: "BLAS threads (default: all cores).") var threads: Int?
+    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS if set, else all cores).") var threads: Int?
 
     func validate() throws {
         if let s = schedule, ScheduleKind(rawValue: s) == nil {

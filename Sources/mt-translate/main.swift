@@ -50,7 +50,7 @@ struct Translate: ParsableCommand {
     @Option(help: "Sentences per batch.")
     var batchSize = 64
 
-    @Option(help: "BLAS threads (default: all cores).")
+    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS if set, else all cores).")
     var threads: Int?
 
     @Flag(help: "At the end, print sentences per second and peak memory to stderr.")
@@ -67,7 +67,7 @@ struct Translate: ParsableCommand {
     }
 
     func run() throws {
-        BLAS.threads = threads ?? ProcessInfo.processInfo.activeProcessorCount
+        if let threads { BLAS.threads = threads }
         let translator: Translator
         do { translator = try Translator(modelDirectory: model) } catch {
             FileHandle.standardError.write(Data("mt-translate: error: cannot load the model: \(error)\n".utf8))

@@ -176,7 +176,14 @@ public final class Trainer {
     // MARK: The loop
 
     public enum StopReason: String, Sendable { case maxUpdates = "maximum updates", maxEpochs = "maximum epochs",
-                                               maxTime = "time limit", earlyStopping = "early stopping" }
+                                               maxTime = "time limit", earlyStopping = "early stopping",
+                                               interrupted = "interrupted" }
+
+    private let stopFlag = StopFlag()
+
+    /// Asks the loop to stop after the current update (from a signal handler's queue): it then
+    /// validates, writes its checkpoints and returns `.interrupted`.
+    public func requestStop() { stopFlag.set() }
 
     /// Trains until a stopping rule fires; returns why it stopped.
     @discardableResult
@@ -230,6 +237,7 @@ public final class Trainer {
                     windowStart = Date()
                 }
                 if options.maxUpdates > 0 && state.update >= options.maxUpdates { return try finish(.maxUpdates) }
+                if stopFlag.isSet { state.trainingSeconds = elapsed(); return try finish(.interrupted) }
                 if options.maxMinutes > 0 && elapsed() >= options.maxMinutes * 60 { state.trainingSeconds = elapsed(); return try finish(.maxTime) }
             }
             state.epoch += 1
@@ -276,4 +284,12 @@ public final class Trainer {
         log = nil
         return reason
     }
+}
+
+/// A flag set from another thread (a signal handler) and read by the training loop.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
 }
