@@ -53,12 +53,10 @@ if [[ " $stages " == *" test "* ]]; then
     for f in "$work"/data/test*."$src".txt; do
         name=$(basename "$f" ".$src.txt")
         ref="$work/data/$name.$tgt.txt"
-        start=$(date +%s.%N)
-        "$bin/mt-translate" --model "$work/model" --beam-size 5 < "$f" > "$work/$name.hyp.$tgt"
-        seconds=$(echo "$(date +%s.%N) - $start" | bc)
+        stats=$("$bin/mt-translate" --model "$work/model" --beam-size 5 --stats < "$f" 2>&1 > "$work/$name.hyp.$tgt" | tail -n 1)
+        speed=$(echo "$stats" | sed -E 's/.*: ([0-9.]+) sentences\/s.*/\1/')
         bleu=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m bleu -tok "$tokenize" -b)
         chrf=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m chrf -b)
-        lines=$(wc -l < "$f")
-        printf '| %s | %s | %s | %.1f |\n' "$name" "$bleu" "$chrf" "$(echo "$lines / $seconds" | bc -l)"
+        printf '| %s | %s | %s | %s |\n' "$name" "$bleu" "$chrf" "$speed"
     done | tee "$work/results.md"
 fi
