@@ -13,7 +13,7 @@ struct Bench: ParsableCommand {
     var threads: Int = ProcessInfo.processInfo.activeProcessorCount
 
     @Option(help: "Timed training batches of 64 sentence pairs.")
-    var batches: Int = 12
+    var batches: Int = 30
 
     @Option(help: ArgumentHelp("Time training on the first batches of this mt-preprocess directory instead of synthetic batches.", valueName: "DIR"))
     var data: String?
