@@ -283,34 +283,11 @@ final class BLEUTests: XCTestCase {
 
     // MARK: - The mt-bleu executable
 
-    private func executable() throws -> URL {
-        let candidates = [
-            Bundle.main.bundleURL.appendingPathComponent("mt-bleu"),
-            URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mt-bleu"),
-            Bundle(for: BLEUTests.self).bundleURL.deletingLastPathComponent().appendingPathComponent("mt-bleu"),
-        ]
-        if let url = candidates.first(where: { FileManager.default.isExecutableFile(atPath: $0.path) }) { return url }
-        if !(ProcessInfo.processInfo.environment["CI"] ?? "").isEmpty {
-            XCTFail("mt-bleu executable not found next to the test bundle")
-        }
-        throw XCTSkip("mt-bleu executable not built")
-    }
+    private func executable() throws -> URL { URL(fileURLWithPath: try Executables.path("mt-bleu")) }
 
     private func run(_ arguments: [String], stdin: String? = nil) throws -> (status: Int32, out: String, err: String) {
-        let process = Process()
-        process.executableURL = try executable()
-        process.arguments = arguments
-        let outPipe = Pipe(), errPipe = Pipe(), inPipe = Pipe()
-        process.standardOutput = outPipe
-        process.standardError = errPipe
-        process.standardInput = inPipe
-        try process.run()
-        inPipe.fileHandleForWriting.write(Data((stdin ?? "").utf8))
-        try inPipe.fileHandleForWriting.close()
-        let out = outPipe.fileHandleForReading.readDataToEndOfFile()
-        let err = errPipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return (process.terminationStatus, String(decoding: out, as: UTF8.self), String(decoding: err, as: UTF8.self))
+        let result = try Executables.run("mt-bleu", arguments, input: Data((stdin ?? "").utf8))
+        return (result.status, result.output, result.errors)
     }
 
     private func temporaryFile(_ contents: [UInt8], name: String) throws -> String {

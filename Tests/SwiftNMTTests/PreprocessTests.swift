@@ -354,24 +354,11 @@ final class PreprocessTests: XCTestCase {
 
     /// The executable: errors go to stderr with a non-zero exit status.
     func testCommandLineExitStatus() throws {
-        let binary = Bundle.main.bundleURL.appendingPathComponent("mt-preprocess").path
-        let alt = URL(fileURLWithPath: CommandLine.arguments[0]).deletingLastPathComponent().appendingPathComponent("mt-preprocess").path
-        guard let exe = [binary, alt].first(where: { FileManager.default.isExecutableFile(atPath: $0) }) else {
-            throw XCTSkip("mt-preprocess binary not found next to the test bundle")
-        }
         let c = try makeCorpus()
         try TestCorpus.writeLines(["one line only"], to: c.dir + "/test.de")
         func run(_ args: [String]) throws -> (Int32, String, String) {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: exe)
-            p.arguments = args
-            let out = Pipe(), err = Pipe()
-            p.standardOutput = out
-            p.standardError = err
-            try p.run()
-            let o = out.fileHandleForReading.readDataToEndOfFile(), e = err.fileHandleForReading.readDataToEndOfFile()
-            p.waitUntilExit()
-            return (p.terminationStatus, String(decoding: o, as: UTF8.self), String(decoding: e, as: UTF8.self))
+            let result = try Executables.run("mt-preprocess", args)
+            return (result.status, result.output, result.errors)
         }
         let dest = try tempDir("out-cli")
         let base = ["--source-lang", "en", "--target-lang", "de", "--trainpref", c.dir + "/train", "--validpref", c.dir + "/valid",
