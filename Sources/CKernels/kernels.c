@@ -5,18 +5,22 @@
 #include "vmath.h"
 
 NMT_VECTOR void nmt_exp(const float *x, float *y, size_t n) {
+#pragma clang loop vectorize(assume_safety)
     for (size_t i = 0; i < n; i++) y[i] = exp_approx(x[i]);
 }
 
 NMT_VECTOR void nmt_tanh(const float *x, float *y, size_t n) {
+#pragma clang loop vectorize(assume_safety)
     for (size_t i = 0; i < n; i++) y[i] = tanh_approx(x[i]);
 }
 
 NMT_VECTOR void nmt_sigmoid(const float *x, float *y, size_t n) {
+#pragma clang loop vectorize(assume_safety)
     for (size_t i = 0; i < n; i++) y[i] = sigmoid_approx(x[i]);
 }
 
 NMT_VECTOR void nmt_add_tanh(const float *x, const float *b, float *y, size_t n) {
+#pragma clang loop vectorize(assume_safety)
     for (size_t i = 0; i < n; i++) y[i] = tanh_approx(x[i] + b[i]);
 }
 
