@@ -101,3 +101,19 @@ void nmt_top_k(const float *x, size_t n, int k, int32_t *idx, float *val);
 }
 #endif
 #endif
+
+#ifndef CKERNELS_ADAM_H
+#define CKERNELS_ADAM_H
+#ifdef __cplusplus
+extern "C" {
+#endif
+/// Σ x[i]², accumulated in blocks of single precision summed in double.
+double nmt_sum_squares(const float *x, size_t n);
+/// Adam over flat buffers, gradient scaled by `gradScale` (clipping):
+///   m = β1 m + (1−β1) g;  v = β2 v + (1−β2) g²;  p −= stepSize · m / (√v / rootCorrection2 + ε)
+void nmt_adam_update(float *p, const float *g, float *m, float *v, size_t n, float gradScale,
+                     float beta1, float beta2, float stepSize, float rootCorrection2, float epsilon);
+#ifdef __cplusplus
+}
+#endif
+#endif

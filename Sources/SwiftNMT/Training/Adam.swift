@@ -1,3 +1,5 @@
+import CKernels
+
 /// Adam (Kingma & Ba) over the flat parameter buffer, with global gradient-norm clipping.
 /// The moments are flat buffers of the same layout, so checkpoints store them as two arrays.
 public final class Adam {
@@ -15,14 +17,7 @@ public final class Adam {
 
     /// √(Σ g²) over the whole gradient buffer.
     public static func gradientNorm(_ gradients: ParameterBuffer) -> Float {
-        var sum: Double = 0
-        let g = gradients.storage.pointer
-        var partial: Float = 0
-        for i in 0..<gradients.count {
-            partial += g[i] * g[i]
-            if i & 4095 == 4095 { sum += Double(partial); partial = 0 }
-        }
-        return Float((sum + Double(partial)).squareRoot())
+        Float(nmt_sum_squares(gradients.storage.pointer, gradients.count).squareRoot())
     }
 
     /// One update. Gradients whose global norm exceeds `clipNorm` (when > 0) are scaled down to it.
@@ -37,14 +32,8 @@ public final class Adam {
         let b1 = beta1, b2 = beta2, eps = epsilon
         let correction1 = 1 - Float(Double(b1).power(stepCount)), correction2 = 1 - Float(Double(b2).power(stepCount))
         let stepSize = learningRate / correction1, rootCorrection2 = correction2.squareRoot()
-        let p = parameters.storage.pointer, g = gradients.storage.pointer
-        let m = firstMoment.pointer, v = secondMoment.pointer
-        for i in 0..<parameters.count {
-            let gi = g[i] * scale
-            m[i] = b1 * m[i] + (1 - b1) * gi
-            v[i] = b2 * v[i] + (1 - b2) * gi * gi
-            p[i] -= stepSize * m[i] / (v[i].squareRoot() / rootCorrection2 + eps)
-        }
+        nmt_adam_update(parameters.storage.pointer, gradients.storage.pointer, firstMoment.pointer, secondMoment.pointer,
+                        parameters.count, scale, b1, b2, stepSize, rootCorrection2, eps)
         return norm
     }
 
