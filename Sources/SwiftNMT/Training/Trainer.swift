@@ -189,6 +189,7 @@ public final class Trainer {
     @discardableResult
     public func run() throws -> StopReason {
         if options.threads > 0 { BLAS.threads = options.threads }
+        warmUpWorkspaces()
         var windowLoss = 0.0, windowTokens = 0, windowStart = Date(), consecutiveBad = 0
         let sessionStart = Date(), secondsBefore = state.trainingSeconds
         func elapsed() -> Double { secondsBefore + Date().timeIntervalSince(sessionStart) }
@@ -243,6 +244,19 @@ public final class Trainer {
             state.epoch += 1
             state.batchInEpoch = 0
         }
+    }
+
+    /// One forward and backward pass on a batch of the largest shape the data can produce, so the
+    /// workspaces are allocated once, before the first timed update, instead of growing (and
+    /// faulting in fresh pages) each time a longer batch comes along. Uses its own random numbers,
+    /// so the training run is the same with or without it.
+    func warmUpWorkspaces() {
+        guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max(), let t = targetLengths.max() else { return }
+        let count = min(size, sourceLengths.count)
+        let batch = Batch(sources: Array(repeating: Array(repeating: SpecialTokens.unk, count: max(1, s)), count: count),
+                          targets: Array(repeating: Array(repeating: SpecialTokens.unk, count: t), count: count))
+        var rng = RandomSource(seed: 0)
+        model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &rng)
     }
 
     /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.
