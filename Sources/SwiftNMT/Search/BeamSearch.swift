@@ -96,50 +96,60 @@ public final class BeamSearch {
             return Int32(nodeToken.count - 1)
         }
 
-        while !active.isEmpty {
+        // Finished sentences stay in the batch as dead rows until they make up a quarter of it:
+        // dropping rows copies the sentences' annotations and keys, which costs more than a few
+        // steps of GEMM rows.
+        var done = [Bool](repeating: false, count: b)
+        var live = b
+        while live > 0 {
             step += 1
             stepper.step(previous: previous)
             nextActive.removeAll(keepingCapacity: true)
             for (position, s) in active.enumerated() {
                 let first = position * k
-                candidates.removeAll(keepingCapacity: true)
-                for row in first..<first + k where score[row] > -.infinity {
-                    let logits = stepper.logits.pointer + row * vocab, lse = stepper.logSumExp[row]
-                    nmt_top_k(logits, vocab, Int32(k + 1), &topIndex, &topValue)
-                    for j in 0...k where topIndex[j] >= 0 {
-                        candidates.append(Candidate(score: score[row] + topValue[j] - lse, row: Int32(row), token: topIndex[j]))
-                    }
-                }
-                candidates.sort { $0.score > $1.score }
-                let atLimit = step >= maxLength[s]
                 var alive = 0
-                for candidate in candidates where alive < k {
-                    let parentRow = Int(candidate.row)
-                    if candidate.token == SpecialTokens.eos || atLimit {
-                        let eosNode = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
-                        let length = Float(step)
-                        finished[s].append(Finished(score: candidate.score / powf(length, options.lengthPenalty),
-                                                    logProbability: candidate.score, node: eosNode))
-                        if atLimit { alive += 1 }
-                        continue
+                if !done[s] {
+                    candidates.removeAll(keepingCapacity: true)
+                    for row in first..<first + k where score[row] > -.infinity {
+                        let logits = stepper.logits.pointer + row * vocab, lse = stepper.logSumExp[row]
+                        nmt_top_k(logits, vocab, Int32(k + 1), &topIndex, &topValue)
+                        for j in 0...k where topIndex[j] >= 0 {
+                            candidates.append(Candidate(score: score[row] + topValue[j] - lse, row: Int32(row), token: topIndex[j]))
+                        }
                     }
-                    let row = first + alive
-                    nextNode[row] = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
-                    nextScore[row] = candidate.score
-                    parents[row] = candidate.row
-                    previous[row] = candidate.token
-                    alive += 1
+                    candidates.sort { $0.score > $1.score }
+                    let atLimit = step >= maxLength[s]
+                    for candidate in candidates where alive < k {
+                        let parentRow = Int(candidate.row)
+                        if candidate.token == SpecialTokens.eos || atLimit {
+                            let eosNode = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
+                            let length = Float(step)
+                            finished[s].append(Finished(score: candidate.score / powf(length, options.lengthPenalty),
+                                                        logProbability: candidate.score, node: eosNode))
+                            if atLimit { alive += 1 }
+                            continue
+                        }
+                        let row = first + alive
+                        nextNode[row] = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
+                        nextScore[row] = candidate.score
+                        parents[row] = candidate.row
+                        previous[row] = candidate.token
+                        alive += 1
+                    }
+                    if atLimit { alive = 0 }
                 }
-                if atLimit { alive = 0 }
                 for row in first + alive..<first + k {
                     nextScore[row] = -.infinity
                     nextNode[row] = -1
                     parents[row] = Int32(first)
                     previous[row] = SpecialTokens.eos
                 }
-                let done = atLimit || alive == 0 || finished[s].count >= k
-                    || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: options.lengthPenalty)
-                if !done {
+                if !done[s] && (alive == 0 || finished[s].count >= k
+                    || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: options.lengthPenalty)) {
+                    done[s] = true
+                    live -= 1
+                }
+                if !done[s] {
                     for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
                     nextActive.append(s)
                 }
@@ -147,7 +157,7 @@ public final class BeamSearch {
             swap(&score, &nextScore)
             swap(&node, &nextNode)
             stepper.reorder(parents: parents)
-            if nextActive.count < active.count {
+            if live > 0 && (active.count - nextActive.count) * 4 >= active.count {
                 // Drop the finished sentences' rows from the decoder and from the per-row arrays.
                 let rows = nextActive.count * k
                 for i in 0..<rows {
@@ -157,8 +167,8 @@ public final class BeamSearch {
                     previous[i] = previous[from]
                 }
                 stepper.compact(kept: kept, count: rows)
+                swap(&active, &nextActive)
             }
-            swap(&active, &nextActive)
         }
 
         return finished.enumerated().map { s, list in
