@@ -50,7 +50,8 @@ struct Translate: ParsableCommand {
     @Option(help: "Sentences per batch.")
     var batchSize = 64
 
-    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS if set, else all cores).")
+    @Option(help: ArgumentHelp("Threads (default: OPENBLAS_NUM_THREADS if set, else all cores). Piped input is translated "
+                               + "in that many batches at once; a single batch uses that many BLAS threads."))
     var threads: Int?
 
     @Flag(help: "At the end, print sentences per second and peak memory to stderr.")
@@ -81,8 +82,12 @@ struct Translate: ParsableCommand {
         var index = 0
         let started = Date()
         setvbuf(stdout, nil, _IOFBF, 1 << 16)
-        while let lines = input.next(maximum: batchSize) {
-            let translations = try translator.translate(lines, options: search, batchSize: batchSize, maxSourceLength: maxSourceLength)
+        let workers = BLAS.threads
+        // Taking several batches' worth of waiting lines at once sorts them better by length and
+        // keeps every worker busy; a typed line is still translated as soon as it arrives.
+        while let lines = input.next(maximum: batchSize * workers * 8) {
+            let translations = try translator.translate(lines, options: search, batchSize: batchSize,
+                                                        maxSourceLength: maxSourceLength, workers: workers)
             for translation in translations {
                 if translation.truncated {
                     FileHandle.standardError.write(Data("mt-translate: warning: line \(index + 1) is longer than \(maxSourceLength) pieces and was cut\n".utf8))

@@ -74,4 +74,16 @@ final class BeamSearchTests: XCTestCase {
             XCTAssertEqual(search.search([source], options: BeamSearchOptions(beamSize: 3))[0][0].tokens, together[i][0].tokens)
         }
     }
+
+    /// Batches run on several threads at once (over model replicas) give the same results, in input order.
+    func testParallelBatchesEqualSerial() {
+        let options = BeamSearchOptions(beamSize: 3, nBest: 2)
+        let inputs = Self.inputs + [[]] + Self.inputs.reversed()
+        let serial = BeamSearch(model: Self.trained).searchInBatches(inputs, options: options, batchSize: 5, workers: 1)
+        let parallel = BeamSearch(model: Self.trained).searchInBatches(inputs, options: options, batchSize: 5, workers: 3)
+        XCTAssertEqual(parallel, serial)
+        XCTAssertEqual(serial[Self.inputs.count], [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])])
+        // The same source in another batch: the same translation (scores may differ in the last bit).
+        XCTAssertEqual(serial[0].map(\.tokens), serial[inputs.count - 1].map(\.tokens))
+    }
 }

@@ -64,9 +64,9 @@ final class Decoder {
 
     private(set) var steps = 0, batch = 0, sourceSteps = 0
 
-    init(weights: DecoderWeights, embed: Int, hidden: Int, attention: Int, context: Int, vocab: Int) {
+    init(weights: DecoderWeights, config c: ModelConfig) {
         w = weights
-        self.embed = embed; self.hidden = hidden; self.attention = attention; self.context = context; self.vocab = vocab
+        embed = c.embedSize; hidden = c.decoderHiddenSize; attention = c.attentionSize; context = c.contextSize; vocab = c.targetVocabSize
         stacked = weights.stacked.map { GRUSequence(weights: $0) }
     }
 

@@ -30,10 +30,24 @@ public final class Seq2Seq {
         parameters = ParameterBuffer(layout: layout)
         gradients = ParameterBuffer(layout: layout)
         encoder = Encoder(weights: encoderWeights)
-        decoder = Decoder(weights: decoderWeights, embed: config.embedSize, hidden: config.decoderHiddenSize,
-                          attention: config.attentionSize, context: config.contextSize, vocab: config.targetVocabSize)
+        decoder = Decoder(weights: decoderWeights, config: config)
         var rng = RandomSource(seed: seed)
         initializeParameters(rng: &rng)
+    }
+
+    /// Another handle on the same parameters (and gradient buffer) with workspaces of its own, so that
+    /// several threads can translate at once. Nothing may train while replicas are in use.
+    public func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
+
+    private init(sharing other: Seq2Seq) {
+        config = other.config
+        layout = other.layout
+        parameters = other.parameters
+        gradients = other.gradients
+        encoderWeights = other.encoderWeights
+        decoderWeights = other.decoderWeights
+        encoder = Encoder(weights: encoderWeights)
+        decoder = Decoder(weights: decoderWeights, config: config)
     }
 
     /// The parameter list, in storage order. The names and shapes are those of docs/model.md.

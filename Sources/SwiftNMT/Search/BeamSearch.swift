@@ -41,6 +41,8 @@ public struct Hypothesis: Sendable, Equatable {
 public final class BeamSearch {
     let model: Seq2Seq
     let stepper: IncrementalDecoder
+    /// Searches over replicas of the model, for the other workers of `searchInBatches`.
+    private var replicas: [BeamSearch] = []
 
     public init(model: Seq2Seq) {
         self.model = model
@@ -195,12 +197,40 @@ public final class BeamSearch {
 
     /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
     /// is wasted on padding), results in input order. Empty sources give one empty hypothesis.
-    public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64) -> [[Hypothesis]] {
+    ///
+    /// With `workers` > 1 and more than one batch, the batches run on that many threads at once, each
+    /// with its own workspaces over the shared parameters and single-threaded BLAS: everything a step
+    /// does then runs in parallel, not only the GEMMs (softmax, top-k, attention and the bookkeeping
+    /// are half the time of a step). Longest batches go first so that no worker is left with a long
+    /// one at the end. The results do not depend on the number of workers.
+    public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
-        let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count < ids[$1].count }
-        for start in stride(from: 0, to: order.count, by: batchSize) {
-            let chunk = Array(order[start..<min(order.count, start + batchSize)])
-            for (i, list) in zip(chunk, search(chunk.map { ids[$0] }, options: options)) { results[i] = list }
+        let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
+        let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
+        let threads = min(workers, batches.count)
+        guard threads > 1 else {
+            for batch in batches {
+                for (i, list) in zip(batch, search(batch.map { ids[$0] }, options: options)) { results[i] = list }
+            }
+            return results
+        }
+        while replicas.count < threads - 1 { replicas.append(BeamSearch(model: model.replica())) }
+        let searches = [self] + replicas.prefix(threads - 1)
+        let lock = NSLock()
+        var nextBatch = 0
+        let blasThreads = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = blasThreads }
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            while true {
+                let batch: [Int]? = lock.withLock {
+                    defer { nextBatch += 1 }
+                    return nextBatch < batches.count ? batches[nextBatch] : nil
+                }
+                guard let batch else { return }
+                let found = searches[worker].search(batch.map { ids[$0] }, options: options)
+                lock.withLock { for (i, list) in zip(batch, found) { results[i] = list } }
+            }
         }
         return results
     }

@@ -69,10 +69,10 @@ public final class Translator {
     }
 
     /// Translates lines (any order of lengths); sentences are sorted by length into batches of
-    /// `batchSize` and the results returned in input order. Sources longer than `maxSourceLength`
-    /// pieces are cut (and marked). Empty lines give empty translations without decoding.
+    /// `batchSize`, run on `workers` threads, and the results returned in input order. Sources longer
+    /// than `maxSourceLength` pieces are cut (and marked). Empty lines give empty translations without decoding.
     public func translate(_ lines: [String], options: BeamSearchOptions, batchSize: Int = 64,
-                          maxSourceLength: Int = 200) throws -> [Translation] {
+                          maxSourceLength: Int = 200, workers: Int = 1) throws -> [Translation] {
         var ids: [[Int32]] = []
         var truncated: [Bool] = []
         var pieces: [[String]] = []
@@ -83,7 +83,7 @@ public final class Translator {
             ids.append(encoded)
             pieces.append(options.alignments ? encoded.map { source.idToPiece($0) ?? "?" } : [])
         }
-        let hypotheses = translate(ids: ids, options: options, batchSize: batchSize)
+        let hypotheses = translate(ids: ids, options: options, batchSize: batchSize, workers: workers)
         return try lines.indices.map { i in
             let list = try hypotheses[i].map { (text: try target.decode($0.tokens), hypothesis: $0) }
             return Translation(text: list.first?.text ?? "", hypotheses: list, truncated: truncated[i], sourcePieces: pieces[i])
@@ -91,7 +91,7 @@ public final class Translator {
     }
 
     /// The same over id sequences.
-    public func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64) -> [[Hypothesis]] {
-        search.searchInBatches(ids, options: options, batchSize: batchSize)
+    public func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+        search.searchInBatches(ids, options: options, batchSize: batchSize, workers: workers)
     }
 }

@@ -77,8 +77,10 @@ public enum TrainingRun {
             let sources = (0..<limit).map { Array(validSource.tokens($0)) }
             let targetSPM = try SentencePiece(modelPath: path(targetModel))
             let beam = options.validBeam
+            let search = BeamSearch(model: trainer.model)
             trainer.validationBLEU = { model in
-                let found = BeamSearch(model: model).searchInBatches(sources, options: BeamSearchOptions(beamSize: beam))
+                precondition(model === search.model, "validation decodes with the model being trained")
+                let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
                 let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
                 return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score
             }
