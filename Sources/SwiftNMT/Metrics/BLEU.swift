@@ -123,14 +123,10 @@ public struct BLEU: Sendable {
     /// Corpus BLEU of `hypotheses` against reference streams (`references[k][i]` is the k-th
     /// reference of segment i). Throws `MetricError` if the stream lengths differ.
     public func corpusScore(hypotheses: [String], references: [[String]]) throws -> BLEUScore {
-        try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
         let worker = BLEUWorker(options)
         var stats = BLEUStatistics(order: options.maxNgramOrder)
-        var refs: [String] = []
-        for i in 0..<hypotheses.count {
-            refs.removeAll(keepingCapacity: true)
-            for stream in references { refs.append(stream[i]) }
-            worker.accumulate(hypothesis: hypotheses[i], references: refs, into: &stats)
+        try MetricInput.forEachSegment(hypotheses: hypotheses, references: references) {
+            worker.accumulate(hypothesis: $0, references: $1, into: &stats)
         }
         return score(from: stats)
     }
@@ -152,19 +148,15 @@ public struct BLEU: Sendable {
 
     /// The sufficient statistics of every segment.
     public func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [BLEUStatistics] {
-        try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
         let worker = BLEUWorker(options)
-        var out: [BLEUStatistics] = []
-        out.reserveCapacity(hypotheses.count)
-        var refs: [String] = []
-        for i in 0..<hypotheses.count {
-            refs.removeAll(keepingCapacity: true)
-            for stream in references { refs.append(stream[i]) }
+        var segments: [BLEUStatistics] = []
+        segments.reserveCapacity(hypotheses.count)
+        try MetricInput.forEachSegment(hypotheses: hypotheses, references: references) {
             var stats = BLEUStatistics(order: options.maxNgramOrder)
-            worker.accumulate(hypothesis: hypotheses[i], references: refs, into: &stats)
-            out.append(stats)
+            worker.accumulate(hypothesis: $0, references: $1, into: &stats)
+            segments.append(stats)
         }
-        return out
+        return segments
     }
 
     /// The score from (summed) statistics, with this metric's smoothing and effective order.

@@ -71,14 +71,10 @@ public struct CHRF: Sendable {
 
     /// Corpus chrF: statistics summed over segments, then one F-score.
     public func corpusScore(hypotheses: [String], references: [[String]]) throws -> CHRFScore {
-        try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
         let worker = CHRFWorker(options)
         var stats = CHRFStatistics(orders: orders)
-        var refs: [String] = []
-        for i in 0..<hypotheses.count {
-            refs.removeAll(keepingCapacity: true)
-            for stream in references { refs.append(stream[i]) }
-            worker.accumulate(hypothesis: hypotheses[i], references: refs, into: &stats)
+        try MetricInput.forEachSegment(hypotheses: hypotheses, references: references) {
+            worker.accumulate(hypothesis: $0, references: $1, into: &stats)
         }
         return score(from: stats)
     }
@@ -99,19 +95,15 @@ public struct CHRF: Sendable {
 
     /// The statistics of every segment (against its best-scoring reference).
     public func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [CHRFStatistics] {
-        try MetricInput.checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
         let worker = CHRFWorker(options)
-        var out: [CHRFStatistics] = []
-        out.reserveCapacity(hypotheses.count)
-        var refs: [String] = []
-        for i in 0..<hypotheses.count {
-            refs.removeAll(keepingCapacity: true)
-            for stream in references { refs.append(stream[i]) }
+        var segments: [CHRFStatistics] = []
+        segments.reserveCapacity(hypotheses.count)
+        try MetricInput.forEachSegment(hypotheses: hypotheses, references: references) {
             var stats = CHRFStatistics(orders: orders)
-            worker.accumulate(hypothesis: hypotheses[i], references: refs, into: &stats)
-            out.append(stats)
+            worker.accumulate(hypothesis: $0, references: $1, into: &stats)
+            segments.append(stats)
         }
-        return out
+        return segments
     }
 
     public func score(from stats: CHRFStatistics) -> CHRFScore {

@@ -161,6 +161,20 @@ public enum MetricInput {
         }
     }
 
+    /// Calls `body` with each segment's hypothesis and its references (one from each stream), after
+    /// checking the stream lengths: the loop every corpus- and segment-level score runs.
+    static func forEachSegment(hypotheses: [String], references: [[String]],
+                               _ body: (_ hypothesis: String, _ references: [String]) -> Void) throws {
+        try checkLengths(hypotheses: hypotheses.count, references: references.map(\.count))
+        var segmentReferences: [String] = []
+        segmentReferences.reserveCapacity(references.count)
+        for i in hypotheses.indices {
+            segmentReferences.removeAll(keepingCapacity: true)
+            for stream in references { segmentReferences.append(stream[i]) }
+            body(hypotheses[i], segmentReferences)
+        }
+    }
+
     private static func rstripped(_ s: String) -> String {
         var v = Array(s.unicodeScalars)
         while let last = v.last, PythonText.isSpace(last.value) { v.removeLast() }
