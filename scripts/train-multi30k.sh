@@ -48,15 +48,16 @@ if [[ " $stages " == *" train "* ]]; then
 fi
 
 if [[ " $stages " == *" test "* ]]; then
-    tokenize=13a; [ "$tok" = 1 ] && tokenize=none
+    # The tok/ form is scored as published papers score it: lowercased tokenized text, no further tokenization.
+    tokenize=13a; force=(); [ "$tok" = 1 ] && tokenize=none && force=(--force)
     printf '\n| test set | BLEU (%s) | chrF | sentences/s |\n|---|---|---|---|\n' "$tokenize"
     for f in "$work"/data/test*."$src".txt; do
         name=$(basename "$f" ".$src.txt")
         ref="$work/data/$name.$tgt.txt"
         stats=$("$bin/mt-translate" --model "$work/model" --beam-size 5 --stats < "$f" 2>&1 > "$work/$name.hyp.$tgt" | tail -n 1)
         speed=$(echo "$stats" | sed -E 's/.*: ([0-9.]+) sentences\/s.*/\1/')
-        bleu=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m bleu -tok "$tokenize" -b)
-        chrf=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m chrf -b)
+        bleu=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m bleu -tok "$tokenize" "${force[@]}" -b)
+        chrf=$("$bin/mt-bleu" "$ref" -i "$work/$name.hyp.$tgt" -m chrf "${force[@]}" -b)
         printf '| %s | %s | %s | %s |\n' "$name" "$bleu" "$chrf" "$speed"
     done | tee "$work/results.md"
 fi

@@ -198,6 +198,8 @@ struct DurationFlags: ParsableArguments {
     @Option(help: "Validation sentences decoded for BLEU (0: all).") var validBleuSentences: Int?
     @Option(help: "Log every N updates.") var logEvery: Int?
     @Option(help: "Write the best model's weights as 16-bit floats.") var halfPrecisionWeights: Bool?
+    @Option(help: "Write the full training state (last/, for --resume) at each validation.") var keepLast: Bool?
+    @Option(help: "Write the weights to the model directory at each new best validation BLEU (false: the final weights, at the end).") var keepBest: Bool?
 
     func apply(to o: inout TrainingOptions) {
         if let v = maxUpdates { o.maxUpdates = v }
@@ -209,6 +211,8 @@ struct DurationFlags: ParsableArguments {
         if let v = validBleuSentences { o.validBLEUSentences = v }
         if let v = logEvery { o.logEvery = v }
         if let v = halfPrecisionWeights { o.halfPrecisionWeights = v }
+        if let v = keepLast { o.keepLast = v }
+        if let v = keepBest { o.keepBest = v }
     }
 }
 

@@ -65,4 +65,13 @@ final class PipelineTests: XCTestCase {
         XCTAssertNotNil(bleu, scored.output)
         XCTAssertTrue((0...100).contains(bleu ?? -1))
     }
+
+    /// Every key of the YAML configuration can also be given as a flag of mt-train.
+    func testEveryConfigurationKeyIsAFlag() throws {
+        let help = try Executables.run("mt-train", ["--help"])
+        XCTAssertEqual(help.status, 0)
+        for key in TrainingOptions.CodingKeys.allCases.map(\.rawValue) {
+            XCTAssertTrue(help.output.contains("--\(key) "), "mt-train has no --\(key)")
+        }
+    }
 }
