@@ -200,8 +200,8 @@ public final class BeamSearch {
     ///
     /// With `workers` > 1 and more than one batch, the batches run on that many threads at once, each
     /// with its own workspaces over the shared parameters and single-threaded BLAS: everything a step
-    /// does then runs in parallel, not only the GEMMs (softmax, top-k, attention and the bookkeeping
-    /// are half the time of a step). Longest batches go first so that no worker is left with a long
+    /// does then runs in parallel, not only the GEMMs (log-sum-exp, top-k, attention, copies and the
+    /// bookkeeping are over 40 % of a step). Longest batches go first so that no worker is left with a long
     /// one at the end. The results do not depend on the number of workers.
     public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
