@@ -292,22 +292,20 @@ final class CHRFWorker {
         let hypCharLen = b.hypChars.count, hypWordLen = nw > 0 ? b.hypWords.count : 0
         var bestF = -1.0
         b.best.removeAll(keepingCapacity: true)
+        // [hyp, ref, match] n-gram counts for orders 1...maxOrder of one unit (characters or words).
+        func appendCounts(maxOrder: Int, hypothesisLength: Int, referenceLength: Int, matches: [Int], reference r: Int) {
+            for n in stride(from: 1, through: maxOrder, by: 1) {
+                let refN = max(0, referenceLength - n + 1)
+                let hypN = max(0, hypothesisLength - n + 1)
+                b.candidate.append(refN > 0 ? hypN : 0)
+                b.candidate.append(refN)
+                b.candidate.append(matches[r * maxOrder + n - 1])
+            }
+        }
         for r in 0..<nrefs {
             b.candidate.removeAll(keepingCapacity: true)
-            for n in stride(from: 1, through: nc, by: 1) {
-                let refN = max(0, b.refCharLengths[r] - n + 1)
-                let hypN = max(0, hypCharLen - n + 1)
-                b.candidate.append(refN > 0 ? hypN : 0)
-                b.candidate.append(refN)
-                b.candidate.append(b.charMatches[r * nc + n - 1])
-            }
-            for n in stride(from: 1, through: nw, by: 1) {
-                let refN = max(0, b.refWordLengths[r] - n + 1)
-                let hypN = max(0, hypWordLen - n + 1)
-                b.candidate.append(refN > 0 ? hypN : 0)
-                b.candidate.append(refN)
-                b.candidate.append(b.wordMatches[r * nw + n - 1])
-            }
+            appendCounts(maxOrder: nc, hypothesisLength: hypCharLen, referenceLength: b.refCharLengths[r], matches: b.charMatches, reference: r)
+            appendCounts(maxOrder: nw, hypothesisLength: hypWordLen, referenceLength: b.refWordLengths[r], matches: b.wordMatches, reference: r)
             let f = CHRF.fScore(b.candidate, beta: options.beta, epsSmoothing: options.epsSmoothing)
             if f > bestF {
                 bestF = f
