@@ -354,6 +354,18 @@ final class NgramMatcher {
         }
     }
 
+    /// Adds `delta` to `counts[id]` (or sets it, with `reset`) for every n-gram of reference `r` of order
+    /// `n` that also occurs in the hypothesis (id >= 0); `advance(to: n)` must have numbered them.
+    private func tallyReference(_ r: Int, order n: Int, into counts: UnsafeMutablePointer<Int32>, reset: Bool = false) {
+        let s = referenceStarts[r], l = referenceLengths[r]
+        guard l >= n else { return }
+        let cur = current.base
+        for i in s...(s + l - n) {
+            let id = cur[i]
+            if id >= 0 { if reset { counts[Int(id)] = 0 } else { counts[Int(id)] += 1 } }
+        }
+    }
+
     /// BLEU's clipped matches: for each order 1...maxOrder, the hypothesis n-gram counts clipped
     /// by the maximum count over the references, written to `correct[n-1]`.
     func clippedMatches(maxOrder: Int, correct: inout [Int]) {
@@ -367,21 +379,12 @@ final class NgramMatcher {
             best.update(repeating: 0, count: k)
             seen.update(repeating: 0, count: k)
             if nrefs == 1 {
-                let s = referenceStarts[0], l = referenceLengths[0]
-                if l >= n {
-                    for i in s...(s + l - n) {
-                        let id = cur[i]
-                        if id >= 0 { best[Int(id)] += 1 }
-                    }
-                }
+                tallyReference(0, order: n, into: best)
             } else {
                 for r in 0..<nrefs {
                     let s = referenceStarts[r], l = referenceLengths[r]
                     if l < n { continue }
-                    for i in s...(s + l - n) {
-                        let id = cur[i]
-                        if id >= 0 { count[Int(id)] += 1 }
-                    }
+                    tallyReference(r, order: n, into: count)
                     for i in s...(s + l - n) {
                         let id = cur[i]
                         if id >= 0 {
@@ -417,13 +420,8 @@ final class NgramMatcher {
             let cur = current.base, seen = seen.base, count = count.base
             seen.update(repeating: 0, count: k)
             count.update(repeating: 0, count: k)
-            for r in 0..<nrefs {
-                let s = referenceStarts[r], l = referenceLengths[r]
-                if l < n { continue }
-                for i in s...(s + l - n) {
-                    let id = cur[i]
-                    if id >= 0 { count[Int(id)] += 1 }
-                }
+            for r in 0..<nrefs where referenceLengths[r] >= n {
+                tallyReference(r, order: n, into: count)
                 var c = 0
                 for i in 0...(h - n) {
                     let j = Int(cur[i])
@@ -432,10 +430,7 @@ final class NgramMatcher {
                 }
                 matches[r * maxOrder + n - 1] = c
                 for i in 0...(h - n) { seen[Int(cur[i])] = 0 }
-                for i in s...(s + l - n) {
-                    let id = cur[i]
-                    if id >= 0 { count[Int(id)] = 0 }
-                }
+                tallyReference(r, order: n, into: count, reset: true)
             }
         }
     }
