@@ -1,16 +1,30 @@
 // swift-tools-version:6.0
 import PackageDescription
 
+// The targets are the architecture (docs/architecture.md): each floor imports only the floors below it.
+//
+//   NMTVersion                                   the version string everything writes
+//   NMTMetrics      ← NMTVersion                  BLEU and chrF; knows nothing of the model
+//   NMTTensor       ← CBLAS, CKernels             buffers, BLAS, flat parameters, safetensors, atomic files
+//   NMTText         ← NMTTensor, CSentencePiece   SentencePiece, preprocessing, token datasets
+//   NMTModel        ← NMTTensor, CKernels         layers with forward and backward, the encoder-decoder
+//   NMTModelFiles   ← NMTModel, NMTText           the one owner of a model directory
+//   NMTSearch       ← NMTModelFiles               incremental decoding, beam search, the translator
+//   NMTTraining     ← NMTSearch, NMTMetrics       batches, Adam, options, the training loop, benchmarks
+//   NMTCommandLine  ← ArgumentParser              what every program shares: --threads, error reports
+//   mt-*            programs: thin ParsableCommands over the floors they use
+
 // Release builds drop bounds and exclusivity checks in the numerical code (debug builds keep them),
 // and stay testable so the test suite can run on the fast build.
 let fastSwift: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-enable-testing"], .when(configuration: .release)),
 ]
+let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
 let package = Package(
     name: "SwiftNMT",
     products: [
-        .library(name: "SwiftNMT", targets: ["SwiftNMT"]),
+        .library(name: "SwiftNMT", targets: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining"]),
         .executable(name: "mt-preprocess", targets: ["mt-preprocess"]),
         .executable(name: "mt-train", targets: ["mt-train"]),
         .executable(name: "mt-translate", targets: ["mt-translate"]),
@@ -31,46 +45,32 @@ let package = Package(
             cxxSettings: [.unsafeFlags(["-O2", "-std=c++17"])],
             linkerSettings: [.linkedLibrary("sentencepiece"), .linkedLibrary("sentencepiece_train")]
         ),
-        // Element-wise kernels (exp, tanh, sigmoid, softmax) written so the C compiler vectorizes them.
+        // Element-wise kernels (GRU gates, attention, softmax, top-k, Adam) written so the C compiler vectorizes them.
         .target(
             name: "CKernels",
             path: "Sources/CKernels",
             cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])],
             linkerSettings: [.linkedLibrary("m")]
         ),
-        .target(
-            name: "SwiftNMT",
-            dependencies: ["CBLAS", "CSentencePiece", "CKernels", .product(name: "Yams", package: "Yams")],
-            swiftSettings: fastSwift
-        ),
-        .executableTarget(
-            name: "mt-preprocess",
-            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fastSwift
-        ),
-        .executableTarget(
-            name: "mt-train",
-            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fastSwift
-        ),
-        .executableTarget(
-            name: "mt-translate",
-            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fastSwift
-        ),
-        .executableTarget(
-            name: "mt-bleu",
-            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fastSwift
-        ),
-        .executableTarget(
-            name: "mt-bench",
-            dependencies: ["SwiftNMT", .product(name: "ArgumentParser", package: "swift-argument-parser")],
-            swiftSettings: fastSwift
-        ),
+        .target(name: "NMTVersion"),
+        .target(name: "NMTMetrics", dependencies: ["NMTVersion"], swiftSettings: fastSwift),
+        .target(name: "NMTTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastSwift),
+        .target(name: "NMTText", dependencies: ["NMTTensor", "NMTVersion", "CSentencePiece"], swiftSettings: fastSwift),
+        .target(name: "NMTModel", dependencies: ["NMTTensor", "CKernels"], swiftSettings: fastSwift),
+        .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText"], swiftSettings: fastSwift),
+        .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "CKernels"], swiftSettings: fastSwift),
+        .target(name: "NMTTraining", dependencies: ["NMTSearch", "NMTMetrics", .product(name: "Yams", package: "Yams")],
+                swiftSettings: fastSwift),
+        .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
+        .executableTarget(name: "mt-preprocess", dependencies: ["NMTText", "NMTCommandLine", argumentParser], swiftSettings: fastSwift),
+        .executableTarget(name: "mt-train", dependencies: ["NMTTraining", "NMTCommandLine", argumentParser], swiftSettings: fastSwift),
+        .executableTarget(name: "mt-translate", dependencies: ["NMTSearch", "NMTCommandLine", argumentParser], swiftSettings: fastSwift),
+        .executableTarget(name: "mt-bleu", dependencies: ["NMTMetrics", "NMTCommandLine", argumentParser], swiftSettings: fastSwift),
+        .executableTarget(name: "mt-bench", dependencies: ["NMTTraining", "NMTCommandLine", argumentParser], swiftSettings: fastSwift),
         .testTarget(
             name: "SwiftNMTTests",
-            dependencies: ["SwiftNMT"],
+            dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",
+                           "CKernels"],
             swiftSettings: fastSwift
         ),
     ],

@@ -1,6 +1,9 @@
 import ArgumentParser
 import Foundation
-import SwiftNMT
+import NMTTraining
+import NMTTensor
+import NMTModel
+import NMTCommandLine
 
 /// Prints SwiftNMT's speed figures; `scripts/bench.sh` runs it on a release build.
 struct Bench: ParsableCommand {

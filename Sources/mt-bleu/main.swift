@@ -1,6 +1,7 @@
 import ArgumentParser
 import Foundation
-import SwiftNMT
+import NMTMetrics
+import NMTCommandLine
 
 extension BLEUTokenizer: ExpressibleByArgument {}
 extension BLEUSmoothing: ExpressibleByArgument {}

@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import SwiftNMT
+import NMTText
+import NMTTensor
+import NMTCommandLine
 
 /// Whether both languages share one SentencePiece model.
 enum VocabularySharing: String, EnumerableFlag {

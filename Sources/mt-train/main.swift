@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import SwiftNMT
+import NMTTraining
+import NMTTensor
+import NMTCommandLine
 
 struct Train: ParsableCommand {
     static let configuration = CommandConfiguration(

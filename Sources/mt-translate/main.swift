@@ -1,6 +1,8 @@
 import ArgumentParser
 import Foundation
-import SwiftNMT
+import NMTSearch
+import NMTTensor
+import NMTCommandLine
 
 struct Translate: ParsableCommand {
     static let configuration = CommandConfiguration(

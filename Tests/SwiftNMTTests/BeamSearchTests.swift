@@ -1,5 +1,11 @@
 import XCTest
-@testable import SwiftNMT
+@testable import NMTMetrics
+@testable import NMTModel
+@testable import NMTModelFiles
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTText
+@testable import NMTTraining
 
 final class BeamSearchTests: XCTestCase {
     /// A model trained briefly on the reverse task, so its distributions are peaked but imperfect.

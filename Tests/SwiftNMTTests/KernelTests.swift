@@ -1,6 +1,12 @@
 import XCTest
 import CKernels
-@testable import SwiftNMT
+@testable import NMTMetrics
+@testable import NMTModel
+@testable import NMTModelFiles
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTText
+@testable import NMTTraining
 
 final class KernelTests: XCTestCase {
     func testVectorExpTanhSigmoidMatchLibm() {

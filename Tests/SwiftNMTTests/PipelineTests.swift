@@ -1,5 +1,11 @@
 import XCTest
-@testable import SwiftNMT
+@testable import NMTMetrics
+@testable import NMTModel
+@testable import NMTModelFiles
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTText
+@testable import NMTTraining
 
 /// The whole pipeline through the programs, on a few hundred generated pairs and a tiny model:
 /// preprocess, train, kill -9 and resume, translate, score.

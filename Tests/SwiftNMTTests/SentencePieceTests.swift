@@ -1,6 +1,12 @@
 import Foundation
 import XCTest
-@testable import SwiftNMT
+@testable import NMTMetrics
+@testable import NMTModel
+@testable import NMTModelFiles
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTText
+@testable import NMTTraining
 
 /// Thrown (= test failure) when fixtures that must be there are not.
 struct FixtureMissing: Error, CustomStringConvertible {

@@ -1,5 +1,11 @@
 import XCTest
-@testable import SwiftNMT
+@testable import NMTMetrics
+@testable import NMTModel
+@testable import NMTModelFiles
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTText
+@testable import NMTTraining
 
 final class TrainerTests: XCTestCase {
     static func corpus(_ n: Int, seed: UInt64) -> ([[Int32]], [[Int32]]) {

@@ -1,0 +1,72 @@
+import ArgumentParser
+import Foundation
+
+/// `--threads N`, with one meaning in every program: how many cores the program may use. A program
+/// spends them as its work allows (BLAS threads for training and benchmarks, batches decoded at once
+/// for translation, SentencePiece and encoding threads for preprocessing).
+public struct ThreadsOption: ParsableArguments {
+    @Option(help: "Cores to use (default: OPENBLAS_NUM_THREADS when set, else all cores).")
+    public var threads: Int?
+
+    public init() {}
+
+    public func validate() throws {
+        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+    }
+
+    /// The flag, else OPENBLAS_NUM_THREADS, else all cores.
+    public var count: Int {
+        if let threads { return threads }
+        if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n >= 1 { return n }
+        return ProcessInfo.processInfo.activeProcessorCount
+    }
+}
+
+/// How the programs fail. Usage errors (a bad flag or value) keep ArgumentParser's usage text and exit
+/// status 64; anything that goes wrong at run time (a file that cannot be read or written, a model that
+/// does not load) prints one line `PROGRAM: error: what failed, on which file, why` and exits with 1.
+public enum Failure {
+    /// Runs `body`, turning any error but ArgumentParser's own into `PROGRAM: error: …` and exit status 1.
+    public static func reported<T>(by program: String, _ body: () throws -> T) throws -> T {
+        do {
+            return try body()
+        } catch let error as ValidationError {
+            throw error
+        } catch let error as ExitCode {
+            throw error
+        } catch let error as CleanExit {
+            throw error
+        } catch {
+            printError(program, plainDescription(of: error))
+            throw ExitCode(1)
+        }
+    }
+
+    /// Writes `PROGRAM: error: message` to standard error.
+    public static func printError(_ program: String, _ message: String) {
+        FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
+    }
+
+    /// Writes `PROGRAM: warning: message` to standard error.
+    public static func printWarning(_ program: String, _ message: String) {
+        FileHandle.standardError.write(Data("\(program): warning: \(message)\n".utf8))
+    }
+
+    /// An error in plain words. Our own errors describe themselves; Foundation's file errors become
+    /// "PATH: REASON" instead of `Error Domain=NSCocoaErrorDomain Code=… UserInfo={…}`.
+    public static func plainDescription(of error: Error) -> String {
+        if error is CustomStringConvertible, !(error is NSError) || type(of: error) != NSError.self {
+            let text = String(describing: error)
+            if !text.hasPrefix("Error Domain=") { return text }
+        }
+        let ns = error as NSError
+        let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
+        var reason = ns.localizedFailureReason ?? ns.localizedDescription
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(underlying.code)))
+        } else if ns.domain == NSPOSIXErrorDomain {
+            reason = String(cString: strerror(Int32(ns.code)))
+        }
+        return path.map { "\($0): \(reason)" } ?? reason
+    }
+}

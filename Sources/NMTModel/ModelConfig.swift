@@ -1,0 +1,71 @@
+import NMTTensor
+
+/// The architecture of a model: everything needed to lay out its parameters.
+/// `docs/model.md` gives the equations and every parameter's name and shape.
+public struct ModelConfig: Codable, Equatable, Sendable {
+    public var sourceVocabSize: Int
+    public var targetVocabSize: Int
+    /// E: embedding size; also the deep output size, so the output projection can be tied to the target embedding.
+    public var embedSize: Int
+    /// Hidden size of each direction of the bidirectional encoder layer; annotations are twice this.
+    public var encoderHiddenSize: Int
+    /// Encoder GRU layers: the first is bidirectional, the rest unidirectional over the annotations.
+    public var encoderLayers: Int
+    /// D: hidden size of every decoder GRU.
+    public var decoderHiddenSize: Int
+    /// Decoder GRU layers, at least 2: the conditional GRU's two, then further stacked layers.
+    public var decoderLayers: Int
+    /// A: size of the additive attention's hidden layer.
+    public var attentionSize: Int
+    /// One embedding table for source and target (requires a joint vocabulary).
+    public var sharedEmbeddings: Bool
+    /// The output projection reuses the target embedding table.
+    public var tiedOutput: Bool
+
+    public init(sourceVocabSize: Int, targetVocabSize: Int, embedSize: Int = 256, encoderHiddenSize: Int = 256,
+                encoderLayers: Int = 1, decoderHiddenSize: Int = 512, decoderLayers: Int = 2, attentionSize: Int = 512,
+                sharedEmbeddings: Bool = false, tiedOutput: Bool = false) {
+        self.sourceVocabSize = sourceVocabSize
+        self.targetVocabSize = targetVocabSize
+        self.embedSize = embedSize
+        self.encoderHiddenSize = encoderHiddenSize
+        self.encoderLayers = encoderLayers
+        self.decoderHiddenSize = decoderHiddenSize
+        self.decoderLayers = decoderLayers
+        self.attentionSize = attentionSize
+        self.sharedEmbeddings = sharedEmbeddings
+        self.tiedOutput = tiedOutput
+    }
+
+    /// The reference model of the benchmarks: joint vocabulary 8,000, embeddings 256, one bidirectional
+    /// encoder layer of 256 per direction, decoder GRUs of 512, attention 512.
+    public static func reference(vocabSize: Int = 8000) -> ModelConfig {
+        ModelConfig(sourceVocabSize: vocabSize, targetVocabSize: vocabSize, embedSize: 256, encoderHiddenSize: 256,
+                    encoderLayers: 1, decoderHiddenSize: 512, decoderLayers: 2, attentionSize: 512,
+                    sharedEmbeddings: true, tiedOutput: true)
+    }
+
+    /// C: size of an encoder annotation.
+    public var contextSize: Int { 2 * encoderHiddenSize }
+
+    public func validate() throws {
+        func check(_ ok: Bool, _ message: String) throws { if !ok { throw ModelError.invalidConfig(message) } }
+        try check(sourceVocabSize > 4 && targetVocabSize > 4, "vocabulary sizes must be > 4")
+        try check(embedSize > 0 && encoderHiddenSize > 0 && decoderHiddenSize > 0 && attentionSize > 0, "sizes must be positive")
+        try check(encoderLayers >= 1, "encoderLayers must be at least 1")
+        try check(decoderLayers >= 2, "decoderLayers must be at least 2 (the conditional GRU)")
+        try check(!sharedEmbeddings || sourceVocabSize == targetVocabSize, "sharedEmbeddings needs equal vocabulary sizes")
+    }
+}
+
+public enum ModelError: Error, CustomStringConvertible {
+    case invalidConfig(String)
+    case shapeMismatch(String)
+
+    public var description: String {
+        switch self {
+        case .invalidConfig(let m): return "invalid model configuration: \(m)"
+        case .shapeMismatch(let m): return "shape mismatch: \(m)"
+        }
+    }
+}

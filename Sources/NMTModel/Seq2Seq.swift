@@ -1,0 +1,141 @@
+import CKernels
+import NMTTensor
+
+/// What one forward pass over a batch measured.
+public struct LossResult: Sendable {
+    /// Label-smoothed cross-entropy summed over real target tokens.
+    public var lossSum: Double
+    /// Plain negative log-likelihood summed over real target tokens (for perplexity).
+    public var nllSum: Double
+    public var tokens: Int
+    /// The training objective: lossSum / tokens.
+    public var loss: Double { lossSum / Double(max(tokens, 1)) }
+}
+
+/// The encoder-decoder: its parameters (one flat buffer with named views), their gradients,
+/// and the teacher-forced forward and backward passes. Equations and names: docs/model.md.
+public final class Seq2Seq {
+    public let config: ModelConfig
+    public let layout: ParameterLayout
+    public let parameters: ParameterBuffer
+    public let gradients: ParameterBuffer
+    let encoderWeights: EncoderWeights
+    let decoderWeights: DecoderWeights
+    let encoder: Encoder
+    let decoder: Decoder
+
+    public init(config: ModelConfig, seed: UInt64 = 1) throws {
+        try config.validate()
+        self.config = config
+        (layout, encoderWeights, decoderWeights) = Seq2Seq.makeLayout(config)
+        parameters = ParameterBuffer(layout: layout)
+        gradients = ParameterBuffer(layout: layout)
+        encoder = Encoder(weights: encoderWeights)
+        decoder = Decoder(weights: decoderWeights, config: config)
+        var rng = RandomSource(seed: seed)
+        initializeParameters(rng: &rng)
+    }
+
+    /// Another handle on the same parameters (and gradient buffer) with workspaces of its own, so that
+    /// several threads can translate at once. Nothing may train while replicas are in use.
+    public func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
+
+    private init(sharing other: Seq2Seq) {
+        config = other.config
+        layout = other.layout
+        parameters = other.parameters
+        gradients = other.gradients
+        encoderWeights = other.encoderWeights
+        decoderWeights = other.decoderWeights
+        encoder = Encoder(weights: encoderWeights)
+        decoder = Decoder(weights: decoderWeights, config: config)
+    }
+
+    /// The parameter list, in storage order. The names and shapes are those of docs/model.md.
+    static func makeLayout(_ c: ModelConfig) -> (ParameterLayout, EncoderWeights, DecoderWeights) {
+        var l = ParameterLayout()
+        let e = c.embedSize, he = c.encoderHiddenSize, cs = c.contextSize, d = c.decoderHiddenSize, a = c.attentionSize
+        let sourceEmbedding = l.add("encoder.embedding.weight", [c.sourceVocabSize, e])
+        let forward = GRUWeights.add("encoder.gru0.forward", inputSize: e, hiddenSize: he, to: &l)
+        let backward = GRUWeights.add("encoder.gru0.backward", inputSize: e, hiddenSize: he, to: &l)
+        let encoderStack = (1..<c.encoderLayers).map { GRUWeights.add("encoder.gru\($0)", inputSize: cs, hiddenSize: cs, to: &l) }
+        let targetEmbedding = c.sharedEmbeddings ? sourceEmbedding : l.add("decoder.embedding.weight", [c.targetVocabSize, e])
+        let initWeight = l.add("decoder.init.weight", [d, cs])
+        let initBias = l.add("decoder.init.bias", [d])
+        let gru1 = GRUWeights.add("decoder.gru1", inputSize: e, hiddenSize: d, to: &l)
+        let keyWeight = l.add("decoder.attention.key.weight", [a, cs])
+        let keyBias = l.add("decoder.attention.key.bias", [a])
+        let scoreVector = l.add("decoder.attention.score.weight", [a])
+        let queryWeight = l.add("decoder.attention.query.weight", [a, d])
+        let gru2HH = l.add("decoder.gru2.weight_hh", [3 * d, d])  // must follow the query weight directly
+        let gru2 = GRUWeights.add("decoder.gru2", inputSize: cs, hiddenSize: d, to: &l, weightHHFirst: gru2HH)
+        let decoderStack = (3..<3 + c.decoderLayers - 2).map {
+            GRUWeights.add("decoder.gru\($0)", inputSize: d, hiddenSize: d, to: &l)
+        }
+        let deepWeight = l.add("decoder.deep_output.weight", [e, d + e + cs])
+        let deepBias = l.add("decoder.deep_output.bias", [e])
+        let outputWeight = c.tiedOutput ? targetEmbedding : l.add("decoder.output.weight", [c.targetVocabSize, e])
+        let outputBias = l.add("decoder.output.bias", [c.targetVocabSize])
+        let enc = EncoderWeights(embedding: sourceEmbedding, forwardGRU: forward, backwardGRU: backward, stacked: encoderStack)
+        let dec = DecoderWeights(embedding: targetEmbedding, initWeight: initWeight, initBias: initBias, gru1: gru1,
+                                 keyWeight: keyWeight, keyBias: keyBias, queryWeight: queryWeight, scoreVector: scoreVector,
+                                 gru2: gru2, stacked: decoderStack, deepOutputWeight: deepWeight, deepOutputBias: deepBias,
+                                 outputWeight: outputWeight, outputBias: outputBias)
+        return (l, enc, dec)
+    }
+
+    /// Glorot-uniform matrices, N(0, 0.01)-sized uniform embeddings, zero biases.
+    func initializeParameters(rng: inout RandomSource) {
+        for view in layout.views {
+            let p = parameters[view]
+            if view.shape.count == 1 && !view.name.hasSuffix("score.weight") {
+                p.update(repeating: 0, count: view.count)
+                continue
+            }
+            let limit: Float
+            if view.name.hasSuffix("embedding.weight") {
+                limit = 0.1
+            } else if view.shape.count == 1 {
+                limit = (3 / Float(view.shape[0])).squareRoot()
+            } else {
+                limit = (6 / Float(view.shape[0] + view.shape[1])).squareRoot()
+            }
+            for i in 0..<view.count { p[i] = rng.uniform(limit) }
+        }
+    }
+
+    /// Forward pass over a batch; with `computeGradients` also the backward pass, which sets
+    /// `gradients` to d(loss / tokens)/dθ (they are overwritten, not accumulated).
+    @discardableResult
+    public func train(_ batch: Batch, dropout: Float = 0, labelSmoothing: Float = 0, rng: inout RandomSource,
+                      computeGradients: Bool = true) -> LossResult {
+        let b = batch.size, ts = batch.sourceSteps, tt = batch.targetSteps
+        return batch.sourceTokens.withUnsafeBufferPointer { srcTokens in
+            batch.sourceMask.withUnsafeBufferPointer { srcMask in
+                batch.targetInput.withUnsafeBufferPointer { tgtIn in
+                    batch.targetOutput.withUnsafeBufferPointer { tgtOut in
+                        batch.targetMask.withUnsafeBufferPointer { tgtMask in
+                            encoder.forward(parameters, tokens: srcTokens.baseAddress!, mask: srcMask.baseAddress!, steps: ts, batch: b,
+                                            dropout: dropout, rng: &rng)
+                            decoder.forward(parameters, annotations: encoder.annotations, sourceMask: srcMask.baseAddress!, sourceSteps: ts,
+                                            targetInput: tgtIn.baseAddress!, steps: tt, batch: b, dropout: dropout, rng: &rng)
+                            var nll = 0.0
+                            let lossSum = nmt_label_smoothed_xent(decoder.logits.pointer, Int32(tt * b), Int32(config.targetVocabSize),
+                                                                  tgtOut.baseAddress!, tgtMask.baseAddress!, labelSmoothing,
+                                                                  1 / Float(max(batch.targetTokenCount, 1)), &nll)
+                            if computeGradients {
+                                gradients.zero()
+                                let c = config.contextSize
+                                encoder.dAnnotations.update(repeating: 0, count: ts * b * c)
+                                decoder.backward(parameters, gradients, annotations: encoder.annotations, sourceMask: srcMask.baseAddress!,
+                                                 targetInput: tgtIn.baseAddress!, dAnnotations: encoder.dAnnotations)
+                                encoder.backward(parameters, gradients, tokens: srcTokens.baseAddress!, mask: srcMask.baseAddress!)
+                            }
+                            return LossResult(lossSum: lossSum, nllSum: nll, tokens: batch.targetTokenCount)
+                        }
+                    }
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,240 @@
+import CKernels
+import Foundation
+import NMTModel
+import NMTModelFiles
+import NMTTensor
+import NMTText
+
+public struct BeamSearchOptions: Sendable {
+    /// Hypotheses kept per sentence at each step (1: greedy).
+    public var beamSize = 5
+    /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
+    public var lengthPenalty: Float = 1.0
+    /// Output length limit: ratio × source length + offset tokens.
+    public var maxLengthRatio: Float = 2.0
+    public var maxLengthOffset = 10
+    /// Hypotheses returned per sentence (≤ beam size).
+    public var nBest = 1
+    /// Keep the attention weights of the returned hypotheses.
+    public var alignments = false
+
+    public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, nBest: Int = 1, alignments: Bool = false) {
+        self.beamSize = beamSize
+        self.lengthPenalty = lengthPenalty
+        self.nBest = nBest
+        self.alignments = alignments
+    }
+}
+
+public struct Hypothesis: Sendable, Equatable {
+    /// Target ids without EOS.
+    public var tokens: [Int32]
+    /// Sum of the log-probabilities of the tokens and of EOS.
+    public var logProbability: Float
+    /// logProbability / (tokens.count + 1)^α: what hypotheses are ranked by.
+    public var score: Float
+    /// Per target position (EOS included), the attention over the source positions.
+    public var alignment: [[Float]]
+}
+
+/// Beam search over a batch: the beams of all sentences are rows of one decoder step, so each
+/// step is one GEMM per layer for everything. After each step the surviving hypotheses are
+/// gathered by parent index (`IncrementalDecoder.reorder`), as Marian's beam search does, and the
+/// rows of finished sentences are dropped (`compact`). Hypotheses are kept as back-pointers (a
+/// token and a parent per node), so a step copies no token lists.
+public final class BeamSearch {
+    package let model: Seq2Seq
+    let stepper: IncrementalDecoder
+    /// Searches over replicas of the model, for the other workers of `searchInBatches`.
+    private var replicas: [BeamSearch] = []
+
+    public init(model: Seq2Seq) {
+        self.model = model
+        stepper = IncrementalDecoder(model: model)
+    }
+
+    private struct Candidate { var score: Float; var row: Int32; var token: Int32 }
+    private struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
+
+    /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first.
+    public func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
+        guard !sources.isEmpty else { return [] }
+        let k = max(1, options.beamSize), b = sources.count
+        let vocab = model.config.targetVocabSize
+        stepper.start(sources: sources, beams: k)
+        let ts = stepper.sourceSteps
+        let maxLength = sources.map { Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset }
+        let longest = maxLength.max()!
+
+        // Back-pointer tree of hypotheses: node n is token nodeToken[n] after node nodeParent[n] (−1: BOS).
+        var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
+        nodeToken.reserveCapacity((longest + 1) * b * k)
+        nodeParent.reserveCapacity((longest + 1) * b * k)
+        if options.alignments { nodeAlignment.reserveCapacity((longest + 1) * b * k * ts) }
+        // Per row (row i belongs to sentence active[i / k]); all sized once for the first step.
+        var active = Array(0..<b), nextActive: [Int] = []
+        nextActive.reserveCapacity(b)
+        var score = [Float](repeating: -.infinity, count: b * k), nextScore = score
+        for s in 0..<b { score[s * k] = 0 }
+        var node = [Int32](repeating: -1, count: b * k), nextNode = node
+        var previous = [Int32](repeating: SpecialTokens.bos, count: b * k)
+        var parents = [Int32](repeating: 0, count: b * k)
+        var kept = [Int32](repeating: 0, count: b * k)
+        var finished = [[Finished]](repeating: [], count: b)
+        for s in 0..<b { finished[s].reserveCapacity(2 * k) }
+        var candidates: [Candidate] = []
+        candidates.reserveCapacity(k * (k + 1))
+        var topIndex = [Int32](repeating: 0, count: k + 1), topValue = [Float](repeating: 0, count: k + 1)
+        var step = 0
+
+        func addNode(token: Int32, parent: Int32, row: Int) -> Int32 {
+            nodeToken.append(token)
+            nodeParent.append(parent)
+            if options.alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: stepper.alpha.pointer + row * ts, count: ts)) }
+            return Int32(nodeToken.count - 1)
+        }
+
+        // Finished sentences stay in the batch as dead rows until they make up a quarter of it:
+        // dropping rows copies the sentences' annotations and keys, which costs more than a few
+        // steps of GEMM rows.
+        var done = [Bool](repeating: false, count: b)
+        var live = b
+        while live > 0 {
+            step += 1
+            stepper.step(previous: previous)
+            nextActive.removeAll(keepingCapacity: true)
+            for (position, s) in active.enumerated() {
+                let first = position * k
+                var alive = 0
+                if !done[s] {
+                    candidates.removeAll(keepingCapacity: true)
+                    for row in first..<first + k where score[row] > -.infinity {
+                        let logits = stepper.logits.pointer + row * vocab, lse = stepper.logSumExp[row]
+                        nmt_top_k(logits, vocab, Int32(k + 1), &topIndex, &topValue)
+                        for j in 0...k where topIndex[j] >= 0 {
+                            candidates.append(Candidate(score: score[row] + topValue[j] - lse, row: Int32(row), token: topIndex[j]))
+                        }
+                    }
+                    candidates.sort { $0.score > $1.score }
+                    let atLimit = step >= maxLength[s]
+                    for candidate in candidates where alive < k {
+                        let parentRow = Int(candidate.row)
+                        if candidate.token == SpecialTokens.eos || atLimit {
+                            let eosNode = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
+                            let length = Float(step)
+                            finished[s].append(Finished(score: candidate.score / powf(length, options.lengthPenalty),
+                                                        logProbability: candidate.score, node: eosNode))
+                            if atLimit { alive += 1 }
+                            continue
+                        }
+                        let row = first + alive
+                        nextNode[row] = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
+                        nextScore[row] = candidate.score
+                        parents[row] = candidate.row
+                        previous[row] = candidate.token
+                        alive += 1
+                    }
+                    if atLimit { alive = 0 }
+                }
+                for row in first + alive..<first + k {
+                    nextScore[row] = -.infinity
+                    nextNode[row] = -1
+                    parents[row] = Int32(first)
+                    previous[row] = SpecialTokens.eos
+                }
+                if !done[s] && (alive == 0 || finished[s].count >= k
+                    || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: options.lengthPenalty)) {
+                    done[s] = true
+                    live -= 1
+                }
+                if !done[s] {
+                    for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
+                    nextActive.append(s)
+                }
+            }
+            swap(&score, &nextScore)
+            swap(&node, &nextNode)
+            stepper.reorder(parents: parents)
+            if live > 0 && (active.count - nextActive.count) * 4 >= active.count {
+                // Drop the finished sentences' rows from the decoder and from the per-row arrays.
+                let rows = nextActive.count * k
+                for i in 0..<rows {
+                    let from = Int(kept[i])
+                    score[i] = score[from]
+                    node[i] = node[from]
+                    previous[i] = previous[from]
+                }
+                stepper.compact(kept: kept, count: rows)
+                swap(&active, &nextActive)
+            }
+        }
+
+        return finished.enumerated().map { s, list in
+            let sourceLength = sources[s].count
+            var seen = Set<[Int32]>()
+            var hypotheses: [Hypothesis] = []
+            for f in list.sorted(by: { $0.score > $1.score }) where hypotheses.count < max(1, options.nBest) {
+                var tokens: [Int32] = [], alignment: [[Float]] = []
+                var n = f.node
+                while n >= 0 {
+                    tokens.append(nodeToken[Int(n)])
+                    if options.alignments { alignment.append(Array(nodeAlignment[Int(n) * ts..<Int(n) * ts + sourceLength])) }
+                    n = nodeParent[Int(n)]
+                }
+                tokens.reverse()
+                alignment.reverse()
+                if tokens.last == SpecialTokens.eos { tokens.removeLast() }
+                guard seen.insert(tokens).inserted else { continue }
+                hypotheses.append(Hypothesis(tokens: tokens, logProbability: f.logProbability, score: f.score, alignment: alignment))
+            }
+            return hypotheses
+        }
+    }
+
+    /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
+    /// is wasted on padding), results in input order. Empty sources give one empty hypothesis.
+    ///
+    /// With `workers` > 1 and more than one batch, the batches run on that many threads at once, each
+    /// with its own workspaces over the shared parameters and single-threaded BLAS: everything a step
+    /// does then runs in parallel, not only the GEMMs (log-sum-exp, top-k, attention, copies and the
+    /// bookkeeping are over 40 % of a step). Longest batches go first so that no worker is left with a long
+    /// one at the end. The results do not depend on the number of workers.
+    public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+        var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
+        let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
+        let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
+        let threads = min(workers, batches.count)
+        guard threads > 1 else {
+            for batch in batches {
+                for (i, list) in zip(batch, search(batch.map { ids[$0] }, options: options)) { results[i] = list }
+            }
+            return results
+        }
+        while replicas.count < threads - 1 { replicas.append(BeamSearch(model: model.replica())) }
+        let searches = [self] + replicas.prefix(threads - 1)
+        let lock = NSLock()
+        var nextBatch = 0
+        let blasThreads = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = blasThreads }
+        DispatchQueue.concurrentPerform(iterations: threads) { worker in
+            while true {
+                let batch: [Int]? = lock.withLock {
+                    defer { nextBatch += 1 }
+                    return nextBatch < batches.count ? batches[nextBatch] : nil
+                }
+                guard let batch else { return }
+                let found = searches[worker].search(batch.map { ids[$0] }, options: options)
+                lock.withLock { for (i, list) in zip(batch, found) { results[i] = list } }
+            }
+        }
+        return results
+    }
+
+    /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that
+    /// already scores higher; with α > 0 this is the usual approximation (the bound at the current length).
+    private func bestFinishedBeatsAlive(_ finished: [Finished], alive: ArraySlice<Float>, alpha: Float) -> Bool {
+        guard let best = finished.map(\.score).max(), let bestAlive = alive.max(), bestAlive > -.infinity else { return false }
+        return alpha == 0 && best >= bestAlive
+    }
+}

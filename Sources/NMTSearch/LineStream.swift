@@ -1,0 +1,77 @@
+import Foundation
+import NMTModel
+import NMTModelFiles
+import NMTTensor
+import NMTText
+
+/// Lines from a file descriptor, read on a background thread so that a consumer can take whatever
+/// has arrived: everything waiting when input comes in bulk (big batches), a single line as soon
+/// as it is complete when a person types (immediate answers).
+///
+/// Lines are split at "\n" only. Each line is repaired so it can never break the line structure
+/// of the output: invalid UTF-8 becomes U+FFFD, and NUL, tab and carriage return become spaces.
+public final class LineStream: @unchecked Sendable {
+    private let condition = NSCondition()
+    private var pending: [String] = []
+    private var finished = false
+    private let descriptor: Int32
+
+    public init(fileDescriptor: Int32 = 0) {
+        descriptor = fileDescriptor
+        let thread = Thread { [weak self] in self?.readAll() }
+        thread.stackSize = 1 << 20
+        thread.start()
+    }
+
+    /// Repairs one raw line (without its "\n").
+    public static func clean(_ bytes: ArraySlice<UInt8>) -> String {
+        let text = String(decoding: bytes, as: UTF8.self)
+        guard text.utf8.contains(where: { $0 == 0 || $0 == 9 || $0 == 13 }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map { ($0 == "\0" || $0 == "\t" || $0 == "\r") ? " " : $0 }))
+    }
+
+    private func readAll() {
+        var carry: [UInt8] = []
+        var buffer = [UInt8](repeating: 0, count: 1 << 16)
+        while true {
+            let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
+            if n < 0 && errno == EINTR { continue }
+            if n <= 0 { break }
+            var lines: [String] = []
+            var start = 0
+            for i in 0..<n where buffer[i] == 10 {
+                if carry.isEmpty {
+                    lines.append(Self.clean(buffer[start..<i]))
+                } else {
+                    carry.append(contentsOf: buffer[start..<i])
+                    lines.append(Self.clean(carry[...]))
+                    carry.removeAll(keepingCapacity: true)
+                }
+                start = i + 1
+            }
+            carry.append(contentsOf: buffer[start..<n])
+            if !lines.isEmpty {
+                condition.lock()
+                pending.append(contentsOf: lines)
+                condition.signal()
+                condition.unlock()
+            }
+        }
+        condition.lock()
+        if !carry.isEmpty { pending.append(Self.clean(carry[...])) }
+        finished = true
+        condition.signal()
+        condition.unlock()
+    }
+
+    /// Waits for at least one line and returns up to `maximum` of those waiting; nil at end of input.
+    public func next(maximum: Int) -> [String]? {
+        condition.lock()
+        defer { condition.unlock() }
+        while pending.isEmpty && !finished { condition.wait() }
+        if pending.isEmpty { return nil }
+        let taken = Array(pending.prefix(maximum))
+        pending.removeFirst(taken.count)
+        return taken
+    }
+}

@@ -1,0 +1,119 @@
+import Foundation
+
+/// Reading and writing the safetensors format (as the Python `safetensors` package does):
+/// an 8-byte little-endian header length, a JSON header mapping each tensor name to its dtype,
+/// shape and byte range, then the raw little-endian data. F32 and F16 are supported; F16 files
+/// are converted to Float32 on load.
+public enum SafeTensors {
+    public enum DType: String, Sendable { case f32 = "F32", f16 = "F16" }
+
+    public struct Tensor: Sendable {
+        public var name: String
+        public var shape: [Int]
+        public var values: [Float]
+        public init(name: String, shape: [Int], values: [Float]) {
+            self.name = name
+            self.shape = shape
+            self.values = values
+        }
+    }
+
+    public enum Error: Swift.Error, CustomStringConvertible {
+        case unreadable(String, String)
+        case malformed(String, String)
+
+        public var description: String {
+            switch self {
+            case .unreadable(let path, let why): return "cannot read \(path): \(why)"
+            case .malformed(let path, let why): return "\(path) is not a valid safetensors file: \(why)"
+            }
+        }
+    }
+
+    /// Serializes tensors (in the given order) with optional string metadata.
+    public static func encode(_ tensors: [Tensor], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
+        let width = dtype == .f32 ? 4 : 2
+        var header: [String: Any] = [:]
+        if !metadata.isEmpty { header["__metadata__"] = metadata }
+        var offset = 0
+        for t in tensors {
+            precondition(t.values.count == t.shape.reduce(1, *), "\(t.name): shape \(t.shape) does not match \(t.values.count) values")
+            let size = t.values.count * width
+            header[t.name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
+            offset += size
+        }
+        var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
+        // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
+        while (8 + json.count) % 8 != 0 { json.append(0x20) }
+        var data = Data(capacity: 8 + json.count + offset)
+        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
+        data.append(json)
+        for t in tensors {
+            switch dtype {
+            case .f32:
+                t.values.withUnsafeBufferPointer { buffer in
+                    buffer.withMemoryRebound(to: UInt32.self) { bits in
+                        for b in bits { withUnsafeBytes(of: b.littleEndian) { data.append(contentsOf: $0) } }
+                    }
+                }
+            case .f16:
+                for v in t.values { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { data.append(contentsOf: $0) } }
+            }
+        }
+        return data
+    }
+
+    /// Parses a safetensors file; every tensor comes back as Float32. `path` names it in errors.
+    public static func decode(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        guard data.count >= 8 else { throw Error.malformed(path, "only \(data.count) bytes") }
+        let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+        guard headerLength <= UInt64(data.count - 8) else {
+            throw Error.malformed(path, "header length \(headerLength) exceeds the file size \(data.count) (truncated?)")
+        }
+        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
+            throw Error.malformed(path, "header is not a JSON object")
+        }
+        let base = 8 + Int(headerLength), available = data.count - base
+        var tensors: [String: Tensor] = [:]
+        var metadata: [String: String] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = value as? [String: String] ?? [:]
+                continue
+            }
+            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw Error.malformed(path, "bad header entry for \(name)")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else { throw Error.malformed(path, "\(name) has unsupported dtype \(dtypeName)") }
+            let count = shape.reduce(1, *), width = dtype == .f32 ? 4 : 2
+            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * width else {
+                throw Error.malformed(path, "\(name): byte range \(offsets) does not match shape \(shape)")
+            }
+            guard offsets[1] <= available else {
+                throw Error.malformed(path, "\(name) ends at byte \(offsets[1]) but the data has \(available) bytes (truncated?)")
+            }
+            var values = [Float](repeating: 0, count: count)
+            data.withUnsafeBytes { raw in
+                let start = raw.baseAddress! + base + offsets[0]
+                for i in 0..<count {
+                    switch dtype {
+                    case .f32: values[i] = Float(bitPattern: UInt32(littleEndian: (start + 4 * i).loadUnaligned(as: UInt32.self)))
+                    case .f16: values[i] = Float(Float16(bitPattern: UInt16(littleEndian: (start + 2 * i).loadUnaligned(as: UInt16.self))))
+                    }
+                }
+            }
+            tensors[name] = Tensor(name: name, shape: shape, values: values)
+        }
+        return (tensors, metadata)
+    }
+
+    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+        let data: Data
+        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
+            throw Error.unreadable(path, (error as NSError).localizedDescription)
+        }
+        return try decode(data, path: path)
+    }
+}

@@ -1,0 +1,60 @@
+import CKernels
+import NMTMetrics
+import NMTModel
+import NMTModelFiles
+import NMTSearch
+import NMTTensor
+import NMTText
+
+/// Adam (Kingma & Ba) over the flat parameter buffer, with global gradient-norm clipping.
+/// The moments are flat buffers of the same layout, so checkpoints store them as two arrays.
+public final class Adam {
+    public var beta1: Float = 0.9
+    public var beta2: Float = 0.999
+    public var epsilon: Float = 1e-8
+    public let firstMoment: FloatBuffer
+    public let secondMoment: FloatBuffer
+    public private(set) var stepCount = 0
+
+    public init(parameterCount: Int) {
+        firstMoment = FloatBuffer(count: parameterCount)
+        secondMoment = FloatBuffer(count: parameterCount)
+    }
+
+    /// √(Σ g²) over the whole gradient buffer.
+    public static func gradientNorm(_ gradients: ParameterBuffer) -> Float {
+        Float(nmt_sum_squares(gradients.storage.pointer, gradients.count).squareRoot())
+    }
+
+    /// One update. Gradients whose global norm exceeds `clipNorm` (when > 0) are scaled down to it.
+    /// Returns the gradient norm before clipping, or nil — and changes nothing — when the gradient
+    /// holds NaN or infinity, so a bad batch can never reach the weights or the moments.
+    @discardableResult
+    public func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float? {
+        let norm = Adam.gradientNorm(gradients)
+        guard norm.isFinite else { return nil }
+        let scale: Float = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
+        stepCount += 1
+        let b1 = beta1, b2 = beta2, eps = epsilon
+        let correction1 = 1 - Float(Double(b1).power(stepCount)), correction2 = 1 - Float(Double(b2).power(stepCount))
+        let stepSize = learningRate / correction1, rootCorrection2 = correction2.squareRoot()
+        nmt_adam_update(parameters.storage.pointer, gradients.storage.pointer, firstMoment.pointer, secondMoment.pointer,
+                        parameters.count, scale, b1, b2, stepSize, rootCorrection2, eps)
+        return norm
+    }
+
+    /// Restores the update count (the moments are restored through their buffers).
+    public func restore(stepCount: Int) { self.stepCount = stepCount }
+}
+
+extension Double {
+    fileprivate func power(_ n: Int) -> Double {
+        var result = 1.0, base = self, e = n
+        while e > 0 {
+            if e & 1 == 1 { result *= base }
+            base *= base
+            e >>= 1
+        }
+        return result
+    }
+}

@@ -1,0 +1,66 @@
+import NMTMetrics
+import NMTModel
+import NMTModelFiles
+import NMTSearch
+import NMTTensor
+import NMTText
+
+/// Learning-rate schedules. The schedule's state is Codable so that `--resume` restores it.
+public enum ScheduleKind: String, Codable, Sendable, CaseIterable {
+    /// The base rate throughout.
+    case constant
+    /// Multiply the rate by `factor` after `patience` validations without improvement.
+    case plateau
+    /// Linear warm-up over `warmup` updates, then base · √(warmup / update).
+    case inverseSqrt = "inverse-sqrt"
+}
+
+public struct LearningRateSchedule: Codable, Equatable, Sendable {
+    public var kind: ScheduleKind
+    public var baseRate: Float
+    public var warmup: Int
+    public var factor: Float
+    public var patience: Int
+    public var minimumRate: Float
+    // Plateau state.
+    public private(set) var plateauRate: Float
+    public private(set) var bestScore: Double?
+    public private(set) var badValidations = 0
+
+    public init(kind: ScheduleKind, baseRate: Float, warmup: Int = 4000, factor: Float = 0.5, patience: Int = 2,
+                minimumRate: Float = 1e-6) {
+        self.kind = kind
+        self.baseRate = baseRate
+        self.warmup = warmup
+        self.factor = factor
+        self.patience = patience
+        self.minimumRate = minimumRate
+        plateauRate = baseRate
+    }
+
+    /// The rate for update number `update` (1-based).
+    public func rate(update: Int) -> Float {
+        switch kind {
+        case .constant: return baseRate
+        case .plateau: return plateauRate
+        case .inverseSqrt:
+            let u = Float(max(update, 1)), w = Float(max(warmup, 1))
+            return u < w ? baseRate * u / w : baseRate * (w / u).squareRoot()
+        }
+    }
+
+    /// Tells the schedule a validation score (higher is better).
+    public mutating func validated(score: Double) {
+        guard kind == .plateau else { return }
+        if let best = bestScore, score <= best {
+            badValidations += 1
+            if badValidations >= patience {
+                plateauRate = max(minimumRate, plateauRate * factor)
+                badValidations = 0
+            }
+        } else {
+            bestScore = score
+            badValidations = 0
+        }
+    }
+}

@@ -1,0 +1,315 @@
+import Foundation
+import NMTMetrics
+import NMTModel
+import NMTModelFiles
+import NMTSearch
+import NMTTensor
+import NMTText
+
+/// Everything `--resume` needs beyond the weights and the optimizer's moments.
+public struct TrainingState: Codable, Equatable, Sendable {
+    public var update = 0
+    public var epoch = 0
+    /// Batches of `epoch` already trained on.
+    public var batchInEpoch = 0
+    public var rng: RandomSource
+    public var schedule: LearningRateSchedule
+    public var bestScore: Double?
+    public var bestUpdate = 0
+    public var validationsWithoutImprovement = 0
+    public var skippedUpdates = 0
+    public var trainingSeconds = 0.0
+}
+
+/// One line of the training log (`log.jsonl` in the model directory).
+public struct TrainingEvent: Codable, Sendable {
+    public enum Kind: String, Codable, Sendable { case train, valid, checkpoint, skipped, stop }
+    public var kind: Kind
+    public var update: Int
+    public var epoch: Int
+    public var loss: Double?
+    public var perplexity: Double?
+    public var bleu: Double?
+    public var tokensPerSecond: Double?
+    public var learningRate: Float?
+    /// Estimated seconds left in the epoch.
+    public var epochSecondsLeft: Double?
+    public var epochProgress: Double?
+    public var message: String?
+}
+
+/// The teacher-forced training loop: batches, Adam with clipping, the learning-rate schedule,
+/// validation and early stopping, checkpoints (best and last, written atomically) and exact resume.
+///
+/// A model directory holds:
+///   model.json, model.safetensors   the best weights (what mt-translate loads)
+///   last -> last-UPDATE/            model.safetensors, optimizer.safetensors, state.json: for --resume
+///   training.yaml                   the resolved options;  log.jsonl  every logged event
+public final class Trainer {
+    public let options: TrainingOptions
+    public let model: Seq2Seq
+    public let adam: Adam
+    public let directory: String
+    public private(set) var state: TrainingState
+    let trainSource: TokenSequences, trainTarget: TokenSequences
+    let validSource: TokenSequences?, validTarget: TokenSequences?
+    let sourceLengths: [Int], targetLengths: [Int]
+    /// Receives every event (the command prints the status line from these).
+    public var onEvent: (TrainingEvent) -> Void = { _ in }
+    /// Computes validation BLEU for the current weights (decoding, detokenizing and scoring live with the caller).
+    public var validationBLEU: ((Seq2Seq) throws -> Double)?
+    private var log: FileHandle?
+
+    public init(options: TrainingOptions, model: Seq2Seq, directory: String,
+                trainSource: TokenSequences, trainTarget: TokenSequences,
+                validSource: TokenSequences? = nil, validTarget: TokenSequences? = nil) throws {
+        try options.validate()
+        precondition(trainSource.count == trainTarget.count && trainSource.count > 0)
+        self.options = options
+        self.model = model
+        self.directory = directory
+        self.trainSource = trainSource
+        self.trainTarget = trainTarget
+        self.validSource = validSource
+        self.validTarget = validTarget
+        sourceLengths = (0..<trainSource.count).map { trainSource.tokens($0).count }
+        targetLengths = (0..<trainTarget.count).map { trainTarget.tokens($0).count }
+        adam = Adam(parameterCount: model.parameters.count)
+        state = TrainingState(rng: RandomSource(seed: options.seed ^ 0x5EED),
+                              schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
+                                                             warmup: options.warmup, factor: options.decayFactor,
+                                                             patience: options.decayPatience))
+        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+    }
+
+    // MARK: Checkpoints
+
+    static let stateFile = "state.json", optimizerFile = "optimizer.safetensors"
+
+    /// Restores weights, optimizer moments, schedule, random state and data position from `directory/last`.
+    public func resume(from source: String) throws {
+        let last = source + "/last"
+        let config = try ModelFiles.loadConfig(from: source)
+        guard config == model.config else {
+            throw TrainingError.checkpoint("\(source) holds a model with \(Self.difference(config, model.config)); the options ask for another")
+        }
+        try ModelFiles.loadWeights(into: model, from: last + "/" + ModelFiles.weights)
+        let (moments, _) = try SafeTensors.read(path: last + "/" + Self.optimizerFile)
+        for (name, buffer) in [("adam.m", adam.firstMoment), ("adam.v", adam.secondMoment)] {
+            guard let t = moments[name], t.values.count == model.parameters.count else {
+                throw TrainingError.checkpoint("\(last)/\(Self.optimizerFile) lacks \(name) for \(model.parameters.count) parameters")
+            }
+            t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: t.values.count) }
+        }
+        guard let data = FileManager.default.contents(atPath: last + "/" + Self.stateFile) else {
+            throw TrainingError.checkpoint("\(last)/\(Self.stateFile) is missing")
+        }
+        state = try JSONDecoder().decode(TrainingState.self, from: data)
+        adam.restore(stepCount: state.update - state.skippedUpdates)
+    }
+
+    static func difference(_ a: ModelConfig, _ b: ModelConfig) -> String {
+        let mirrorA = Mirror(reflecting: a), mirrorB = Mirror(reflecting: b)
+        for (x, y) in zip(mirrorA.children, mirrorB.children) where "\(x.value)" != "\(y.value)" {
+            return "\(x.label ?? "?") = \(x.value) (options: \(y.value))"
+        }
+        return "a different configuration"
+    }
+
+    /// Writes the checkpoint into a new directory `last-UPDATE`, then points the symbolic link `last`
+    /// at it with an atomic rename and removes the previous one. Weights, moments and state always
+    /// change together: a crash at any moment leaves `last` on a complete checkpoint.
+    func saveLast() throws {
+        let fm = FileManager.default
+        let name = "last-\(state.update)", target = directory + "/" + name
+        try? fm.removeItem(atPath: target)
+        try ModelFiles.save(model, to: target)
+        let moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
+                       SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
+        try AtomicFile.write(try SafeTensors.encode(moments), to: target + "/" + Self.optimizerFile)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
+        try AtomicFile.write(try encoder.encode(state), to: target + "/" + Self.stateFile)
+        let link = directory + "/last", temporaryLink = directory + "/.last.tmp-\(getpid())"
+        let previous = try? fm.destinationOfSymbolicLink(atPath: link)
+        try? fm.removeItem(atPath: temporaryLink)
+        try fm.createSymbolicLink(atPath: temporaryLink, withDestinationPath: name)
+        guard rename(temporaryLink, link) == 0 else {
+            throw TrainingError.checkpoint("cannot replace \(link): \(String(cString: strerror(errno)))")
+        }
+        let dirfd = open(directory, O_RDONLY)
+        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
+        if let previous, previous != name { try? fm.removeItem(atPath: directory + "/" + previous) }
+    }
+
+    func saveBest() throws {
+        try ModelFiles.save(model, to: directory, dtype: options.halfPrecisionWeights ? .f16 : .f32)
+    }
+
+    // MARK: Logging
+
+    private func emit(_ event: TrainingEvent) {
+        onEvent(event)
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        if log == nil {
+            let path = directory + "/log.jsonl"
+            if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
+            log = FileHandle(forWritingAtPath: path)
+            log?.seekToEndOfFile()
+        }
+        if let line = try? encoder.encode(event) { log?.write(line + Data("\n".utf8)) }
+    }
+
+    // MARK: Validation
+
+    /// Validation loss (label-smoothed, as trained) and perplexity over the whole validation set.
+    public func validationLoss() -> (loss: Double, perplexity: Double)? {
+        guard let vs = validSource, let vt = validTarget, vs.count > 0 else { return nil }
+        var rng = RandomSource(seed: 0)
+        var lossSum = 0.0, nllSum = 0.0, tokens = 0
+        for start in stride(from: 0, to: vs.count, by: 64) {
+            let range = start..<min(vs.count, start + 64)
+            let batch = Batch(sources: range.map { Array(vs.tokens($0)) }, targets: range.map { Array(vt.tokens($0)) })
+            let r = model.train(batch, dropout: 0, labelSmoothing: options.labelSmoothing, rng: &rng, computeGradients: false)
+            lossSum += r.lossSum
+            nllSum += r.nllSum
+            tokens += r.tokens
+        }
+        return (lossSum / Double(tokens), exp(nllSum / Double(tokens)))
+    }
+
+    // MARK: The loop
+
+    public enum StopReason: String, Sendable { case maxUpdates = "maximum updates", maxEpochs = "maximum epochs",
+                                               maxTime = "time limit", earlyStopping = "early stopping",
+                                               interrupted = "interrupted" }
+
+    private let stopFlag = StopFlag()
+
+    /// Asks the loop to stop after the current update (from a signal handler's queue): it then
+    /// validates, writes its checkpoints and returns `.interrupted`.
+    public func requestStop() { stopFlag.set() }
+
+    /// Trains until a stopping rule fires; returns why it stopped.
+    @discardableResult
+    public func run() throws -> StopReason {
+        if options.threads > 0 { BLAS.threads = options.threads }
+        warmUpWorkspaces()
+        var windowLoss = 0.0, windowTokens = 0, windowStart = Date(), consecutiveBad = 0
+        let sessionStart = Date(), secondsBefore = state.trainingSeconds
+        func elapsed() -> Double { secondsBefore + Date().timeIntervalSince(sessionStart) }
+
+        while true {
+            if options.maxEpochs > 0 && state.epoch >= options.maxEpochs { return try finish(.maxEpochs) }
+            let batches = Batcher.epochBatches(sourceLengths: sourceLengths, targetLengths: targetLengths,
+                                               size: options.batchSize, seed: options.seed, epoch: state.epoch)
+            while state.batchInEpoch < batches.count {
+                let indices = batches[state.batchInEpoch]
+                let batch = Batch(sources: indices.map { Array(trainSource.tokens($0)) },
+                                  targets: indices.map { Array(trainTarget.tokens($0)) })
+                let result = model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &state.rng)
+                state.batchInEpoch += 1
+                state.update += 1
+                let rate = state.schedule.rate(update: state.update - state.skippedUpdates)
+                guard result.loss.isFinite,
+                      adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: rate, clipNorm: options.clipNorm) != nil
+                else {
+                    state.skippedUpdates += 1
+                    consecutiveBad += 1
+                    emit(TrainingEvent(kind: .skipped, update: state.update, epoch: state.epoch,
+                                       message: "non-finite loss or gradient: update skipped (\(state.skippedUpdates) so far)"))
+                    if consecutiveBad >= 5 {
+                        throw TrainingError.diverged("training diverged: \(consecutiveBad) updates in a row had a non-finite loss; "
+                                                     + "the last good checkpoint is in \(directory)/last (try a lower learning rate)")
+                    }
+                    continue
+                }
+                consecutiveBad = 0
+                windowLoss += result.lossSum
+                windowTokens += result.tokens
+
+                if state.update % options.logEvery == 0 {
+                    let seconds = Date().timeIntervalSince(windowStart)
+                    let perBatch = seconds / Double(options.logEvery)
+                    emit(TrainingEvent(kind: .train, update: state.update, epoch: state.epoch, loss: windowLoss / Double(windowTokens),
+                                       tokensPerSecond: Double(windowTokens) / seconds, learningRate: rate,
+                                       epochSecondsLeft: perBatch * Double(batches.count - state.batchInEpoch),
+                                       epochProgress: Double(state.batchInEpoch) / Double(batches.count)))
+                    windowLoss = 0; windowTokens = 0; windowStart = Date()
+                }
+                if state.update % options.validEvery == 0 {
+                    state.trainingSeconds = elapsed()
+                    if try validateAndCheckpoint() { return try finish(.earlyStopping) }
+                    windowStart = Date()
+                }
+                if options.maxUpdates > 0 && state.update >= options.maxUpdates { return try finish(.maxUpdates) }
+                if stopFlag.isSet { state.trainingSeconds = elapsed(); return try finish(.interrupted) }
+                if options.maxMinutes > 0 && elapsed() >= options.maxMinutes * 60 { state.trainingSeconds = elapsed(); return try finish(.maxTime) }
+            }
+            state.epoch += 1
+            state.batchInEpoch = 0
+        }
+    }
+
+    /// One forward and backward pass on a batch of the largest shape the data can produce, so the
+    /// workspaces are allocated once, before the first timed update, instead of growing (and
+    /// faulting in fresh pages) each time a longer batch comes along. Uses its own random numbers,
+    /// so the training run is the same with or without it.
+    func warmUpWorkspaces() {
+        guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max(), let t = targetLengths.max() else { return }
+        let count = min(size, sourceLengths.count)
+        let batch = Batch(sources: Array(repeating: Array(repeating: SpecialTokens.unk, count: max(1, s)), count: count),
+                          targets: Array(repeating: Array(repeating: SpecialTokens.unk, count: t), count: count))
+        var rng = RandomSource(seed: 0)
+        model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &rng)
+    }
+
+    /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.
+    /// Returns true when early stopping says to stop.
+    func validateAndCheckpoint() throws -> Bool {
+        let validation = validationLoss()
+        let bleu = try validationBLEU?(model)
+        // Higher is better: BLEU when there is a scorer, else the negated validation loss.
+        let score = bleu ?? validation.map { -$0.loss }
+        var improved = true
+        if let score {
+            state.schedule.validated(score: score)
+            if let best = state.bestScore, score <= best {
+                improved = false
+                state.validationsWithoutImprovement += 1
+            } else {
+                state.bestScore = score
+                state.bestUpdate = state.update
+                state.validationsWithoutImprovement = 0
+            }
+        }
+        emit(TrainingEvent(kind: .valid, update: state.update, epoch: state.epoch, loss: validation?.loss,
+                           perplexity: validation?.perplexity, bleu: bleu, learningRate: state.schedule.rate(update: state.update),
+                           message: improved ? "new best" : "no improvement for \(state.validationsWithoutImprovement) validation(s)"))
+        if improved && options.keepBest { try saveBest() }
+        if options.keepLast { try saveLast() }
+        return options.patience > 0 && state.validationsWithoutImprovement >= options.patience
+    }
+
+    private func finish(_ reason: StopReason) throws -> StopReason {
+        // A final validation unless the last update just had one.
+        if state.update % options.validEvery != 0 {
+            _ = try validateAndCheckpoint()
+        }
+        if !options.keepBest || state.bestUpdate == 0 { try saveBest() }
+        emit(TrainingEvent(kind: .stop, update: state.update, epoch: state.epoch, bleu: state.bestScore,
+                           message: "stopped: \(reason.rawValue); best at update \(state.bestUpdate)"))
+        try? log?.close()
+        log = nil
+        return reason
+    }
+}
+
+/// A flag set from another thread (a signal handler) and read by the training loop.
+final class StopFlag: @unchecked Sendable {
+    private let lock = NSLock()
+    private var value = false
+    func set() { lock.lock(); value = true; lock.unlock() }
+    var isSet: Bool { lock.lock(); defer { lock.unlock() }; return value }
+}
