@@ -17,10 +17,60 @@ public struct GRUWeights: Sendable {
     }
 }
 
-/// One GRU run over a time-major sequence, forward or reversed, with padding masks. Like a Marian
-/// cell plus its recurrence driver: the input projections of all time steps are one GEMM, each step
-/// is one recurrent GEMM for the whole batch plus the fused gate kernel, and the backward pass
-/// batches all weight gradients into GEMMs after the time loop.
+// MARK: The cell: input projections of all rows at once, then one step at a time
+
+/// Shapes (N rows, B rows of one step, H hidden, In inputs):
+///   input [N, In] → inputProjection gi [N, 3H];  previous h [B, H] → cache [B, 4H] (r, z, n, gh_n), next h [B, H]
+/// Used by every GRU of the model: the encoder's layers, the decoder's stacked layers, and the
+/// conditional GRU's first half, in training (`GRUSequence`) and in step-by-step decoding alike.
+extension GRUWeights {
+    /// gi = input · W_ihᵀ + b_ih for all rows at once (all time steps of a sequence in one GEMM).
+    func projectInputs(_ p: ParameterBuffer, _ input: UnsafePointer<Float>, rows: Int, into inputProjection: UnsafeMutablePointer<Float>) {
+        BLAS.linear(input, rows: rows, inputs: inputSize, weight: p[weightIH], bias: p[biasIH], outputs: 3 * hiddenSize,
+                    into: inputProjection)
+    }
+
+    /// Backward of `projectInputs` over all rows: dW_ih, db_ih, and dInput += dgi · W_ih when given.
+    func projectInputsBackward(_ p: ParameterBuffer, _ grads: ParameterBuffer, _ input: UnsafePointer<Float>, rows: Int,
+                               dInputProjection: UnsafePointer<Float>, dInput: UnsafeMutablePointer<Float>?) {
+        BLAS.linearBackward(input, rows: rows, inputs: inputSize, weight: p[weightIH], outputs: 3 * hiddenSize,
+                            dy: dInputProjection, dWeight: grads[weightIH], dBias: grads[biasIH], dx: dInput, accumulateDx: true)
+    }
+
+    /// One step for `rows` rows: gh = h · W_hhᵀ + b_hh (into `recurrent`), then the gates.
+    /// `mask` [B] or nil: a masked row keeps its previous state.
+    func step(_ p: ParameterBuffer, inputProjection: UnsafePointer<Float>, ldInputProjection: Int? = nil,
+              previous: UnsafePointer<Float>, rows: Int, mask: UnsafePointer<Float>?,
+              recurrent: UnsafeMutablePointer<Float>, cache: UnsafeMutablePointer<Float>, into next: UnsafeMutablePointer<Float>) {
+        let h = hiddenSize, g = 3 * h
+        BLAS.linear(previous, rows: rows, inputs: h, weight: p[weightHH], bias: p[biasHH], outputs: g, into: recurrent)
+        nmt_gru_forward(Int32(rows), Int32(h), inputProjection, Int32(ldInputProjection ?? g), recurrent, Int32(g), previous, mask,
+                        cache, next)
+    }
+
+    /// Backward of `step` given dL/dnext (`dNext` [B, H]): writes dgi and dgh [B, 3H] and
+    /// dL/dprevious = the gates' direct part + dgh · W_hh (into `dPrevious` [B, H]).
+    func stepBackward(_ p: ParameterBuffer, cache: UnsafePointer<Float>, previous: UnsafePointer<Float>, rows: Int,
+                      mask: UnsafePointer<Float>?, dNext: UnsafePointer<Float>,
+                      dInputProjection: UnsafeMutablePointer<Float>, dRecurrent: UnsafeMutablePointer<Float>,
+                      dPrevious: UnsafeMutablePointer<Float>) {
+        let h = hiddenSize, g = 3 * h
+        nmt_gru_backward(Int32(rows), Int32(h), cache, previous, mask, dNext, dInputProjection, Int32(g), dRecurrent, Int32(g), dPrevious)
+        BLAS.gemm(m: rows, n: h, k: g, a: dRecurrent, lda: g, b: p[weightHH], ldb: h, beta: 1, c: dPrevious, ldc: h)
+    }
+
+    /// The recurrent weights' gradients of all steps at once: dW_hh += dghᵀ · previous states, db_hh += Σ dgh.
+    func recurrentBackward(_ p: ParameterBuffer, _ grads: ParameterBuffer, previousStates: UnsafePointer<Float>, rows: Int, dRecurrent: UnsafePointer<Float>) {
+        BLAS.linearBackward(previousStates, rows: rows, inputs: hiddenSize, weight: p[weightHH], outputs: 3 * hiddenSize,
+                            dy: dRecurrent, dWeight: grads[weightHH], dBias: grads[biasHH], dx: nil, accumulateDx: false)
+    }
+}
+
+// MARK: The recurrence driver
+
+/// One GRU run over a time-major sequence, forward or reversed, with padding masks. Like Marian's
+/// recurrence driver: it loops over time and direction and applies masks, and leaves the math of a
+/// step to the cell above; the weight gradients of all steps are batched into GEMMs after the loop.
 ///
 /// Shapes (T steps, B sentences, H hidden, In inputs):
 ///   input [T·B, In] (row t·B + b)        inputProjection (gi) [T·B, 3H], indexed by time
@@ -70,18 +120,14 @@ final class GRUSequence {
     func forward(_ p: ParameterBuffer, input: UnsafePointer<Float>, steps: Int, batch: Int,
                  mask: UnsafePointer<Float>?, initial: UnsafePointer<Float>?) {
         reserve(steps: steps, batch: batch)
-        let h = hiddenSize, g = 3 * h, w = weights
-        BLAS.linear(input, rows: steps * batch, inputs: w.inputSize, weight: p[w.weightIH], bias: p[w.biasIH],
-                    outputs: g, into: inputProjection.pointer)
-        if let initial { states.pointer.update(from: initial, count: batch * h) } else { states.zero(batch * h) }
+        let h = hiddenSize, g = 3 * h, bh = batch * h
+        weights.projectInputs(p, input, rows: steps * batch, into: inputProjection.pointer)
+        if let initial { states.pointer.update(from: initial, count: bh) } else { states.zero(bh) }
         for s in 0..<steps {
             let t = time(ofStep: s)
-            let previous = states.pointer + s * batch * h
-            BLAS.linear(previous, rows: batch, inputs: h, weight: p[w.weightHH], bias: p[w.biasHH], outputs: g,
-                        into: recurrentProjection.pointer)
-            nmt_gru_forward(Int32(batch), Int32(h), inputProjection.pointer + t * batch * g, Int32(g),
-                            recurrentProjection.pointer, Int32(g), previous, mask.map { $0 + t * batch },
-                            cache.pointer + s * batch * 4 * h, states.pointer + (s + 1) * batch * h)
+            weights.step(p, inputProjection: inputProjection.pointer + t * batch * g, previous: states.pointer + s * bh, rows: batch,
+                         mask: mask.map { $0 + t * batch }, recurrent: recurrentProjection.pointer,
+                         cache: cache.pointer + s * batch * 4 * h, into: states.pointer + (s + 1) * bh)
         }
     }
 
@@ -91,28 +137,20 @@ final class GRUSequence {
     func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, input: UnsafePointer<Float>,
                   mask: UnsafePointer<Float>?, dOutput: (Int) -> UnsafePointer<Float>?,
                   dInput: UnsafeMutablePointer<Float>?, dInitial: UnsafeMutablePointer<Float>?) {
-        let h = hiddenSize, g = 3 * h, w = weights, bh = batch * h
+        let h = hiddenSize, g = 3 * h, bh = batch * h
         dState.zero(bh)
         for s in stride(from: steps - 1, through: 0, by: -1) {
             let t = time(ofStep: s)
             if let d = dOutput(t) { BLAS.axpy(bh, x: d, y: dState.pointer) }
-            nmt_gru_backward(Int32(batch), Int32(h), cache.pointer + s * batch * 4 * h, states.pointer + s * bh,
-                             mask.map { $0 + t * batch }, dState.pointer,
-                             dInputProjection.pointer + t * batch * g, Int32(g),
-                             dRecurrent.pointer + s * batch * g, Int32(g), dStatePrevious.pointer)
-            // dh_{prev} = direct part + dgh · W_hh
-            BLAS.gemm(m: batch, n: h, k: g, a: dRecurrent.pointer + s * batch * g, lda: g, b: p[w.weightHH], ldb: h,
-                      beta: 1, c: dStatePrevious.pointer, ldc: h)
+            weights.stepBackward(p, cache: cache.pointer + s * batch * 4 * h, previous: states.pointer + s * bh, rows: batch,
+                                 mask: mask.map { $0 + t * batch }, dNext: dState.pointer,
+                                 dInputProjection: dInputProjection.pointer + t * batch * g,
+                                 dRecurrent: dRecurrent.pointer + s * batch * g, dPrevious: dStatePrevious.pointer)
             dState.pointer.update(from: dStatePrevious.pointer, count: bh)
         }
         if let dInitial { dInitial.update(from: dState.pointer, count: bh) }
-        let rows = steps * batch
-        // Recurrent weights: rows of dRecurrent (by step) pair with states slots 0..T−1 (the previous state of each step).
-        BLAS.linearBackward(states.pointer, rows: rows, inputs: h, weight: p[w.weightHH], outputs: g,
-                            dy: dRecurrent.pointer, dWeight: grads[w.weightHH], dBias: grads[w.biasHH],
-                            dx: nil, accumulateDx: false)
-        BLAS.linearBackward(input, rows: rows, inputs: w.inputSize, weight: p[w.weightIH], outputs: g,
-                            dy: dInputProjection.pointer, dWeight: grads[w.weightIH], dBias: grads[w.biasIH],
-                            dx: dInput, accumulateDx: true)
+        // Rows of dRecurrent (by step) pair with states slots 0..T−1 (the previous state of each step).
+        weights.recurrentBackward(p, grads, previousStates: states.pointer, rows: steps * batch, dRecurrent: dRecurrent.pointer)
+        weights.projectInputsBackward(p, grads, input, rows: steps * batch, dInputProjection: dInputProjection.pointer, dInput: dInput)
     }
 }

@@ -31,7 +31,7 @@ public final class Seq2Seq {
         parameters = ParameterBuffer(layout: layout)
         gradients = ParameterBuffer(layout: layout)
         encoder = Encoder(weights: encoderWeights)
-        decoder = Decoder(weights: decoderWeights, config: config)
+        decoder = Decoder(weights: decoderWeights)
         var rng = RandomSource(seed: seed)
         initializeParameters(rng: &rng)
     }
@@ -48,7 +48,7 @@ public final class Seq2Seq {
         encoderWeights = other.encoderWeights
         decoderWeights = other.decoderWeights
         encoder = Encoder(weights: encoderWeights)
-        decoder = Decoder(weights: decoderWeights, config: config)
+        decoder = Decoder(weights: decoderWeights)
     }
 
     /// The parameter list, in storage order. The names and shapes are those of docs/model.md.
@@ -77,10 +77,14 @@ public final class Seq2Seq {
         let outputWeight = c.tiedOutput ? targetEmbedding : l.add("decoder.output.weight", [c.targetVocabSize, e])
         let outputBias = l.add("decoder.output.bias", [c.targetVocabSize])
         let enc = EncoderWeights(embedding: sourceEmbedding, forwardGRU: forward, backwardGRU: backward, stacked: encoderStack)
-        let dec = DecoderWeights(embedding: targetEmbedding, initWeight: initWeight, initBias: initBias, gru1: gru1,
-                                 keyWeight: keyWeight, keyBias: keyBias, queryWeight: queryWeight, scoreVector: scoreVector,
-                                 gru2: gru2, stacked: decoderStack, deepOutputWeight: deepWeight, deepOutputBias: deepBias,
-                                 outputWeight: outputWeight, outputBias: outputBias)
+        let dec = DecoderWeights(
+            embedding: targetEmbedding,
+            initialState: InitialState(weight: initWeight, bias: initBias, contextSize: cs, hiddenSize: d),
+            conditionalGRU: ConditionalGRU(gru1: gru1, gru2: gru2, keyWeight: keyWeight, keyBias: keyBias, queryWeight: queryWeight,
+                                           scoreVector: scoreVector, attentionSize: a, contextSize: cs),
+            stacked: decoderStack,
+            deepOutput: DeepOutput(weight: deepWeight, bias: deepBias, outputWeight: outputWeight, outputBias: outputBias,
+                                   hiddenSize: d, embedSize: e, contextSize: cs, vocabSize: c.targetVocabSize))
         return (l, enc, dec)
     }
 

@@ -39,156 +39,48 @@ public struct Hypothesis: Sendable, Equatable {
 
 /// Beam search over a batch: the beams of all sentences are rows of one decoder step, so each
 /// step is one GEMM per layer for everything. After each step the surviving hypotheses are
-/// gathered by parent index (`IncrementalDecoder.reorder`), as Marian's beam search does, and the
+/// gathered by parent index (`IncrementalDecoding.reorder`), as Marian's beam search does, and the
 /// rows of finished sentences are dropped (`compact`). Hypotheses are kept as back-pointers (a
 /// token and a parent per node), so a step copies no token lists.
 public final class BeamSearch {
-    package let model: Seq2Seq
-    let stepper: IncrementalDecoder
-    /// Searches over replicas of the model, for the other workers of `searchInBatches`.
+    let decoder: any IncrementalDecoding
+    /// Searches over replicas of the decoder, for the other workers of `searchInBatches`.
     private var replicas: [BeamSearch] = []
 
-    public init(model: Seq2Seq) {
-        self.model = model
-        stepper = IncrementalDecoder(model: model)
+    public init(decoder: any IncrementalDecoding) {
+        self.decoder = decoder
     }
 
-    private struct Candidate { var score: Float; var row: Int32; var token: Int32 }
-    private struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
+    public convenience init(model: Seq2Seq) {
+        self.init(decoder: IncrementalDecoder(model: model))
+    }
+
+    /// The model searched, when it is a single model.
+    package var model: Seq2Seq? { (decoder as? IncrementalDecoder)?.model }
 
     /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first.
+    /// The stages: start every sentence's rows, then step by step expand and select each sentence's
+    /// beam, reorder the decoder's rows, and drop finished sentences; at the end, read the n-best lists
+    /// off the tree of hypotheses.
     public func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
-        let k = max(1, options.beamSize), b = sources.count
-        let vocab = model.config.targetVocabSize
-        stepper.start(sources: sources, beams: k)
-        let ts = stepper.sourceSteps
+        let k = max(1, options.beamSize)
+        decoder.start(sources: sources, beams: k)
         let maxLength = sources.map { Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset }
-        let longest = maxLength.max()!
-
-        // Back-pointer tree of hypotheses: node n is token nodeToken[n] after node nodeParent[n] (−1: BOS).
-        var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
-        nodeToken.reserveCapacity((longest + 1) * b * k)
-        nodeParent.reserveCapacity((longest + 1) * b * k)
-        if options.alignments { nodeAlignment.reserveCapacity((longest + 1) * b * k * ts) }
-        // Per row (row i belongs to sentence active[i / k]); all sized once for the first step.
-        var active = Array(0..<b), nextActive: [Int] = []
-        nextActive.reserveCapacity(b)
-        var score = [Float](repeating: -.infinity, count: b * k), nextScore = score
-        for s in 0..<b { score[s * k] = 0 }
-        var node = [Int32](repeating: -1, count: b * k), nextNode = node
-        var previous = [Int32](repeating: SpecialTokens.bos, count: b * k)
-        var parents = [Int32](repeating: 0, count: b * k)
-        var kept = [Int32](repeating: 0, count: b * k)
-        var finished = [[Finished]](repeating: [], count: b)
-        for s in 0..<b { finished[s].reserveCapacity(2 * k) }
-        var candidates: [Candidate] = []
-        candidates.reserveCapacity(k * (k + 1))
-        var topIndex = [Int32](repeating: 0, count: k + 1), topValue = [Float](repeating: 0, count: k + 1)
+        var beams = Beams(sentences: sources.count, beamSize: k, sourceSteps: decoder.sourceSteps, longest: maxLength.max()!,
+                          alignments: options.alignments)
         var step = 0
-
-        func addNode(token: Int32, parent: Int32, row: Int) -> Int32 {
-            nodeToken.append(token)
-            nodeParent.append(parent)
-            if options.alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: stepper.alpha.pointer + row * ts, count: ts)) }
-            return Int32(nodeToken.count - 1)
-        }
-
-        // Finished sentences stay in the batch as dead rows until they make up a quarter of it:
-        // dropping rows copies the sentences' annotations and keys, which costs more than a few
-        // steps of GEMM rows.
-        var done = [Bool](repeating: false, count: b)
-        var live = b
-        while live > 0 {
+        while beams.live > 0 {
             step += 1
-            stepper.step(previous: previous)
-            nextActive.removeAll(keepingCapacity: true)
-            for (position, s) in active.enumerated() {
-                let first = position * k
-                var alive = 0
-                if !done[s] {
-                    candidates.removeAll(keepingCapacity: true)
-                    for row in first..<first + k where score[row] > -.infinity {
-                        let logits = stepper.logits.pointer + row * vocab, lse = stepper.logSumExp[row]
-                        nmt_top_k(logits, vocab, Int32(k + 1), &topIndex, &topValue)
-                        for j in 0...k where topIndex[j] >= 0 {
-                            candidates.append(Candidate(score: score[row] + topValue[j] - lse, row: Int32(row), token: topIndex[j]))
-                        }
-                    }
-                    candidates.sort { $0.score > $1.score }
-                    let atLimit = step >= maxLength[s]
-                    for candidate in candidates where alive < k {
-                        let parentRow = Int(candidate.row)
-                        if candidate.token == SpecialTokens.eos || atLimit {
-                            let eosNode = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
-                            let length = Float(step)
-                            finished[s].append(Finished(score: candidate.score / powf(length, options.lengthPenalty),
-                                                        logProbability: candidate.score, node: eosNode))
-                            if atLimit { alive += 1 }
-                            continue
-                        }
-                        let row = first + alive
-                        nextNode[row] = addNode(token: candidate.token, parent: node[parentRow], row: parentRow)
-                        nextScore[row] = candidate.score
-                        parents[row] = candidate.row
-                        previous[row] = candidate.token
-                        alive += 1
-                    }
-                    if atLimit { alive = 0 }
-                }
-                for row in first + alive..<first + k {
-                    nextScore[row] = -.infinity
-                    nextNode[row] = -1
-                    parents[row] = Int32(first)
-                    previous[row] = SpecialTokens.eos
-                }
-                if !done[s] && (alive == 0 || finished[s].count >= k
-                    || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: options.lengthPenalty)) {
-                    done[s] = true
-                    live -= 1
-                }
-                if !done[s] {
-                    for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
-                    nextActive.append(s)
-                }
-            }
-            swap(&score, &nextScore)
-            swap(&node, &nextNode)
-            stepper.reorder(parents: parents)
-            if live > 0 && (active.count - nextActive.count) * 4 >= active.count {
-                // Drop the finished sentences' rows from the decoder and from the per-row arrays.
-                let rows = nextActive.count * k
-                for i in 0..<rows {
-                    let from = Int(kept[i])
-                    score[i] = score[from]
-                    node[i] = node[from]
-                    previous[i] = previous[from]
-                }
-                stepper.compact(kept: kept, count: rows)
-                swap(&active, &nextActive)
+            decoder.step(previous: beams.previous)
+            beams.select(step: step, maxLength: maxLength, decoder: decoder, lengthPenalty: options.lengthPenalty)
+            decoder.reorder(parents: beams.parents)
+            if beams.shouldCompact {
+                beams.compact()
+                decoder.compact(kept: beams.kept, count: beams.rows)
             }
         }
-
-        return finished.enumerated().map { s, list in
-            let sourceLength = sources[s].count
-            var seen = Set<[Int32]>()
-            var hypotheses: [Hypothesis] = []
-            for f in list.sorted(by: { $0.score > $1.score }) where hypotheses.count < max(1, options.nBest) {
-                var tokens: [Int32] = [], alignment: [[Float]] = []
-                var n = f.node
-                while n >= 0 {
-                    tokens.append(nodeToken[Int(n)])
-                    if options.alignments { alignment.append(Array(nodeAlignment[Int(n) * ts..<Int(n) * ts + sourceLength])) }
-                    n = nodeParent[Int(n)]
-                }
-                tokens.reverse()
-                alignment.reverse()
-                if tokens.last == SpecialTokens.eos { tokens.removeLast() }
-                guard seen.insert(tokens).inserted else { continue }
-                hypotheses.append(Hypothesis(tokens: tokens, logProbability: f.logProbability, score: f.score, alignment: alignment))
-            }
-            return hypotheses
-        }
+        return sources.indices.map { beams.nBest(sentence: $0, sourceLength: sources[$0].count, options: options) }
     }
 
     /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
@@ -210,7 +102,7 @@ public final class BeamSearch {
             }
             return results
         }
-        while replicas.count < threads - 1 { replicas.append(BeamSearch(model: model.replica())) }
+        while replicas.count < threads - 1 { replicas.append(BeamSearch(decoder: decoder.replica())) }
         let searches = [self] + replicas.prefix(threads - 1)
         let lock = NSLock()
         var nextBatch = 0
@@ -229,6 +121,158 @@ public final class BeamSearch {
             }
         }
         return results
+    }
+}
+
+/// The hypotheses of one batch during beam search: per row its score, its node in the back-pointer
+/// tree and its last token; per sentence its finished hypotheses. All arrays are sized once, before
+/// the first step. Row i belongs to sentence active[i / k].
+private struct Beams {
+    struct Candidate { var score: Float; var row: Int32; var token: Int32 }
+    struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
+
+    let k: Int, sourceSteps: Int, alignments: Bool
+    // The back-pointer tree: node n is token nodeToken[n] after node nodeParent[n] (−1: BOS).
+    var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
+    var active: [Int], nextActive: [Int] = []
+    var score: [Float], nextScore: [Float]
+    var node: [Int32], nextNode: [Int32]
+    var previous: [Int32], parents: [Int32], kept: [Int32]
+    var finished: [[Finished]]
+    var done: [Bool]
+    var live: Int
+    // Scratch of `select`.
+    var candidates: [Candidate] = []
+    var topIndex: [Int32], topValue: [Float]
+
+    init(sentences b: Int, beamSize k: Int, sourceSteps: Int, longest: Int, alignments: Bool) {
+        self.k = k
+        self.sourceSteps = sourceSteps
+        self.alignments = alignments
+        nodeToken.reserveCapacity((longest + 1) * b * k)
+        nodeParent.reserveCapacity((longest + 1) * b * k)
+        if alignments { nodeAlignment.reserveCapacity((longest + 1) * b * k * sourceSteps) }
+        active = Array(0..<b)
+        nextActive.reserveCapacity(b)
+        score = [Float](repeating: -.infinity, count: b * k)
+        for s in 0..<b { score[s * k] = 0 }
+        nextScore = score
+        node = [Int32](repeating: -1, count: b * k)
+        nextNode = node
+        previous = [Int32](repeating: SpecialTokens.bos, count: b * k)
+        parents = [Int32](repeating: 0, count: b * k)
+        kept = [Int32](repeating: 0, count: b * k)
+        finished = [[Finished]](repeating: [], count: b)
+        for s in 0..<b { finished[s].reserveCapacity(2 * k) }
+        done = [Bool](repeating: false, count: b)
+        live = b
+        candidates.reserveCapacity(k * (k + 1))
+        topIndex = [Int32](repeating: 0, count: k + 1)
+        topValue = [Float](repeating: 0, count: k + 1)
+    }
+
+    /// Rows in the decoder.
+    var rows: Int { active.count * k }
+
+    mutating func addNode(token: Int32, parent: Int32, attention: UnsafePointer<Float>) -> Int32 {
+        nodeToken.append(token)
+        nodeParent.append(parent)
+        if alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: attention, count: sourceSteps)) }
+        return Int32(nodeToken.count - 1)
+    }
+
+    /// After a decoder step: each unfinished sentence's rows propose their k+1 best next tokens; the
+    /// k best proposals survive (as rows `parents` points them to), EOS or the length limit moves them
+    /// to `finished`, and a sentence is done when nothing can still beat its finished hypotheses.
+    mutating func select(step: Int, maxLength: [Int], decoder: any IncrementalDecoding, lengthPenalty: Float) {
+        let vocab = decoder.targetVocabSize, logits = decoder.logits, logSumExp = decoder.logSumExp, attention = decoder.attention
+        nextActive.removeAll(keepingCapacity: true)
+        for (position, s) in active.enumerated() {
+            let first = position * k
+            var alive = 0
+            if !done[s] {
+                candidates.removeAll(keepingCapacity: true)
+                for row in first..<first + k where score[row] > -.infinity {
+                    nmt_top_k(logits + row * vocab, vocab, Int32(k + 1), &topIndex, &topValue)
+                    for j in 0...k where topIndex[j] >= 0 {
+                        candidates.append(Candidate(score: score[row] + topValue[j] - logSumExp[row], row: Int32(row), token: topIndex[j]))
+                    }
+                }
+                candidates.sort { $0.score > $1.score }
+                let atLimit = step >= maxLength[s]
+                for candidate in candidates where alive < k {
+                    let parentRow = Int(candidate.row)
+                    let child = addNode(token: candidate.token, parent: node[parentRow], attention: attention + parentRow * sourceSteps)
+                    if candidate.token == SpecialTokens.eos || atLimit {
+                        finished[s].append(Finished(score: candidate.score / powf(Float(step), lengthPenalty),
+                                                    logProbability: candidate.score, node: child))
+                        if atLimit { alive += 1 }
+                        continue
+                    }
+                    let row = first + alive
+                    nextNode[row] = child
+                    nextScore[row] = candidate.score
+                    parents[row] = candidate.row
+                    previous[row] = candidate.token
+                    alive += 1
+                }
+                if atLimit { alive = 0 }
+            }
+            for row in first + alive..<first + k {
+                nextScore[row] = -.infinity
+                nextNode[row] = -1
+                parents[row] = Int32(first)
+                previous[row] = SpecialTokens.eos
+            }
+            if !done[s] && (alive == 0 || finished[s].count >= k
+                || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: lengthPenalty)) {
+                done[s] = true
+                live -= 1
+            }
+            if !done[s] {
+                for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
+                nextActive.append(s)
+            }
+        }
+        swap(&score, &nextScore)
+        swap(&node, &nextNode)
+    }
+
+    /// Finished sentences stay in the batch as dead rows until they make up a quarter of it:
+    /// dropping rows copies the sentences' annotations and keys, which costs more than a few
+    /// steps of GEMM rows.
+    var shouldCompact: Bool { live > 0 && (active.count - nextActive.count) * 4 >= active.count }
+
+    /// Drops the finished sentences' rows (`kept` lists the rows that stay, for the decoder's `compact`).
+    mutating func compact() {
+        for i in 0..<nextActive.count * k {
+            let from = Int(kept[i])
+            score[i] = score[from]
+            node[i] = node[from]
+            previous[i] = previous[from]
+        }
+        swap(&active, &nextActive)
+    }
+
+    /// Sentence s's best distinct finished hypotheses, best first, read back along the tree.
+    func nBest(sentence s: Int, sourceLength: Int, options: BeamSearchOptions) -> [Hypothesis] {
+        var seen = Set<[Int32]>()
+        var hypotheses: [Hypothesis] = []
+        for f in finished[s].sorted(by: { $0.score > $1.score }) where hypotheses.count < max(1, options.nBest) {
+            var tokens: [Int32] = [], alignment: [[Float]] = []
+            var n = f.node
+            while n >= 0 {
+                tokens.append(nodeToken[Int(n)])
+                if alignments { alignment.append(Array(nodeAlignment[Int(n) * sourceSteps..<Int(n) * sourceSteps + sourceLength])) }
+                n = nodeParent[Int(n)]
+            }
+            tokens.reverse()
+            alignment.reverse()
+            if tokens.last == SpecialTokens.eos { tokens.removeLast() }
+            guard seen.insert(tokens).inserted else { continue }
+            hypotheses.append(Hypothesis(tokens: tokens, logProbability: f.logProbability, score: f.score, alignment: alignment))
+        }
+        return hypotheses
     }
 
     /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that

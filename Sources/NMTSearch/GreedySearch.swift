@@ -17,7 +17,7 @@ extension Seq2Seq {
         for _ in 0..<maxLength {
             stepper.step(previous: previous)
             for r in 0..<b where !finished[r] {
-                let row = stepper.logits.pointer + r * v
+                let row = stepper.logits + r * v
                 var best = 0
                 for k in 1..<v where row[k] > row[best] { best = k }
                 previous[r] = Int32(best)

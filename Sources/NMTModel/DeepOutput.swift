@@ -1,0 +1,78 @@
+import CKernels
+import NMTTensor
+
+/// The deep output and the output projection (Nematus' "readout"):
+///   t = tanh(W_o · [s_top; y_{j−1}; ctx_j] + b_o),   logits = W_out · t + b_out
+/// with dropout on s_top and on t in training. Shapes (N rows: Tt·B in training, the hypotheses in search):
+///   top [N, D]   embedded [N, E]   context [N, C]   →   input U [N, D+E+C]   hidden t [N, E]   logits [N, Vt]
+struct DeepOutput: Sendable {
+    let weight, bias: ParameterView               // decoder.deep_output.weight [E, D+E+C], .bias [E]
+    let outputWeight, outputBias: ParameterView   // decoder.output.weight [Vt, E] (the target embedding when tied), .bias [Vt]
+    let hiddenSize, embedSize, contextSize, vocabSize: Int
+
+    var inputWidth: Int { hiddenSize + embedSize + contextSize }
+
+    final class Activations {
+        let input = FloatBuffer(count: 0)          // U, its s_top part after dropout
+        let hidden = FloatBuffer(count: 0)         // t before dropout
+        let hiddenDropped = FloatBuffer(count: 0)  // t after dropout (written only when dropout is on)
+        let stateDropout = Dropout(), hiddenDropout = Dropout()
+        /// The logits; the loss overwrites them with dL/dlogits.
+        let logits = FloatBuffer(count: 0)
+        let dHidden = FloatBuffer(count: 0)
+        /// dL/dU [N, D+E+C], the s_top part with the dropout mask applied.
+        let dInput = FloatBuffer(count: 0)
+
+        /// What the output projection reads: t, after dropout when there is any.
+        var projected: UnsafeMutablePointer<Float> { hiddenDropout.active ? hiddenDropped.pointer : hidden.pointer }
+
+        func reserve(_ layer: DeepOutput, rows: Int, gradients: Bool) {
+            input.reserve(rows * layer.inputWidth)
+            hidden.reserve(rows * layer.embedSize)
+            logits.reserve(rows * layer.vocabSize)
+            guard gradients else { return }
+            hiddenDropped.reserve(rows * layer.embedSize)
+            dHidden.reserve(rows * layer.embedSize)
+            dInput.reserve(rows * layer.inputWidth)
+        }
+    }
+
+    func forward(_ p: ParameterBuffer, rows: Int, top: UnsafePointer<Float>, embedded: UnsafePointer<Float>,
+                 context: UnsafePointer<Float>, dropout: Float, rng: inout RandomSource, _ a: Activations) {
+        let d = hiddenSize, e = embedSize, c = contextSize, uw = inputWidth, u = a.input.pointer
+        for r in 0..<rows {
+            (u + r * uw).update(from: top + r * d, count: d)
+            (u + r * uw + d).update(from: embedded + r * e, count: e)
+            (u + r * uw + d + e).update(from: context + r * c, count: c)
+        }
+        a.stateDropout.draw(count: rows * d, rate: dropout, rng: &rng)
+        if a.stateDropout.active {
+            for r in 0..<rows { nmt_mul(u + r * uw, a.stateDropout.mask.pointer + r * d, u + r * uw, d) }
+        }
+        BLAS.linear(u, rows: rows, inputs: uw, weight: p[weight], bias: p[bias], outputs: e, into: a.hidden.pointer)
+        nmt_tanh(a.hidden.pointer, a.hidden.pointer, rows * e)
+        a.hiddenDropout.draw(count: rows * e, rate: dropout, rng: &rng)
+        if a.hiddenDropout.active {
+            a.hiddenDropped.reserve(rows * e)
+            a.hiddenDropped.pointer.update(from: a.hidden.pointer, count: rows * e)
+            a.hiddenDropout.apply(a.hiddenDropped.pointer, count: rows * e)
+        }
+        BLAS.linear(a.projected, rows: rows, inputs: e, weight: p[outputWeight], bias: p[outputBias], outputs: vocabSize,
+                    into: a.logits.pointer)
+    }
+
+    /// Backward from dL/dlogits (left in `a.logits` by the loss) to dL/dU in `a.dInput`.
+    func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, rows: Int, _ a: Activations) {
+        let d = hiddenSize, e = embedSize, uw = inputWidth
+        BLAS.linearBackward(a.projected, rows: rows, inputs: e, weight: p[outputWeight], outputs: vocabSize, dy: a.logits.pointer,
+                            dWeight: grads[outputWeight], dBias: grads[outputBias], dx: a.dHidden.pointer, accumulateDx: false)
+        a.hiddenDropout.backward(a.dHidden.pointer, count: rows * e)
+        nmt_tanh_backward(a.hidden.pointer, a.dHidden.pointer, a.dHidden.pointer, rows * e)
+        BLAS.linearBackward(a.input.pointer, rows: rows, inputs: uw, weight: p[weight], outputs: e, dy: a.dHidden.pointer,
+                            dWeight: grads[weight], dBias: grads[bias], dx: a.dInput.pointer, accumulateDx: false)
+        if a.stateDropout.active {
+            let du = a.dInput.pointer
+            for r in 0..<rows { nmt_mul(du + r * uw, a.stateDropout.mask.pointer + r * d, du + r * uw, d) }
+        }
+    }
+}
