@@ -25,7 +25,7 @@ public final class Translator {
 
     public init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
         guard source.vocabularySize == model.config.sourceVocabSize, target.vocabularySize == model.config.targetVocabSize else {
-            throw ModelFiles.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
+            throw ModelDirectory.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
                                             + "do not match the model's \(model.config.sourceVocabSize)/\(model.config.targetVocabSize)")
         }
         self.model = model
@@ -36,22 +36,10 @@ public final class Translator {
 
     /// Loads a model directory written by mt-train.
     public convenience init(modelDirectory: String) throws {
-        var isDirectory: ObjCBool = false
-        guard FileManager.default.fileExists(atPath: modelDirectory, isDirectory: &isDirectory), isDirectory.boolValue else {
-            throw ModelFiles.Error.missing("model directory \(modelDirectory) does not exist")
-        }
-        let vocabularyPath = modelDirectory + "/" + VocabularyFiles.fileName
-        guard let data = FileManager.default.contents(atPath: vocabularyPath) else {
-            throw ModelFiles.Error.missing("\(modelDirectory) is not a model directory: \(VocabularyFiles.fileName) is missing")
-        }
-        let files: VocabularyFiles
-        do { files = try JSONDecoder().decode(VocabularyFiles.self, from: data) } catch {
-            throw ModelFiles.Error.mismatch("\(vocabularyPath) is not valid: \(error)")
-        }
-        let model = try ModelFiles.load(from: modelDirectory)
-        let source = try SentencePiece(modelPath: modelDirectory + "/" + files.sourceModel)
-        let target = files.targetModel == files.sourceModel ? source : try SentencePiece(modelPath: modelDirectory + "/" + files.targetModel)
-        try self.init(model: model, source: source, target: target)
+        let directory = ModelDirectory(modelDirectory)
+        try directory.checkExists()
+        let vocabulary = try directory.loadVocabulary()
+        try self.init(model: try directory.loadModel(), source: vocabulary.source, target: vocabulary.target)
     }
 
     /// Translates lines (any order of lengths); sentences are sorted by length into batches of

@@ -50,6 +50,7 @@ public final class Trainer {
     public let model: Seq2Seq
     public let adam: Adam
     public let directory: String
+    let files: ModelDirectory
     public private(set) var state: TrainingState
     let trainSource: TokenSequences, trainTarget: TokenSequences
     let validSource: TokenSequences?, validTarget: TokenSequences?
@@ -68,6 +69,7 @@ public final class Trainer {
         self.options = options
         self.model = model
         self.directory = directory
+        files = ModelDirectory(directory)
         self.trainSource = trainSource
         self.trainTarget = trainTarget
         self.validSource = validSource
@@ -79,32 +81,29 @@ public final class Trainer {
                               schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
                                                              warmup: options.warmup, factor: options.decayFactor,
                                                              patience: options.decayPatience))
-        try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true)
+        try files.create()
     }
 
     // MARK: Checkpoints
 
     static let stateFile = "state.json", optimizerFile = "optimizer.safetensors"
 
-    /// Restores weights, optimizer moments, schedule, random state and data position from `directory/last`.
+    /// Restores weights, optimizer moments, schedule, random state and data position from the checkpoint `last`.
     public func resume(from source: String) throws {
-        let last = source + "/last"
-        let config = try ModelFiles.loadConfig(from: source)
+        let from = ModelDirectory(source)
+        let config = try from.loadConfig()
         guard config == model.config else {
             throw TrainingError.checkpoint("\(source) holds a model with \(Self.difference(config, model.config)); the options ask for another")
         }
-        try ModelFiles.loadWeights(into: model, from: last + "/" + ModelFiles.weights)
-        let (moments, _) = try SafeTensors.read(path: last + "/" + Self.optimizerFile)
+        try from.loadCheckpointWeights(into: model)
+        let (moments, _) = try SafeTensors.decode(try from.checkpointFile(Self.optimizerFile), path: from.lastPath + "/" + Self.optimizerFile)
         for (name, buffer) in [("adam.m", adam.firstMoment), ("adam.v", adam.secondMoment)] {
             guard let t = moments[name], t.values.count == model.parameters.count else {
-                throw TrainingError.checkpoint("\(last)/\(Self.optimizerFile) lacks \(name) for \(model.parameters.count) parameters")
+                throw TrainingError.checkpoint("\(from.lastPath)/\(Self.optimizerFile) lacks \(name) for \(model.parameters.count) parameters")
             }
             t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: t.values.count) }
         }
-        guard let data = FileManager.default.contents(atPath: last + "/" + Self.stateFile) else {
-            throw TrainingError.checkpoint("\(last)/\(Self.stateFile) is missing")
-        }
-        state = try JSONDecoder().decode(TrainingState.self, from: data)
+        state = try JSONDecoder().decode(TrainingState.self, from: try from.checkpointFile(Self.stateFile))
         adam.restore(stepCount: state.update - state.skippedUpdates)
     }
 
@@ -116,34 +115,18 @@ public final class Trainer {
         return "a different configuration"
     }
 
-    /// Writes the checkpoint into a new directory `last-UPDATE`, then points the symbolic link `last`
-    /// at it with an atomic rename and removes the previous one. Weights, moments and state always
-    /// change together: a crash at any moment leaves `last` on a complete checkpoint.
+    /// Writes the full training state as the model directory's checkpoint `last`.
     func saveLast() throws {
-        let fm = FileManager.default
-        let name = "last-\(state.update)", target = directory + "/" + name
-        try? fm.removeItem(atPath: target)
-        try ModelFiles.save(model, to: target)
         let moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
                        SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
-        try AtomicFile.write(try SafeTensors.encode(moments), to: target + "/" + Self.optimizerFile)
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(state), to: target + "/" + Self.stateFile)
-        let link = directory + "/last", temporaryLink = directory + "/.last.tmp-\(getpid())"
-        let previous = try? fm.destinationOfSymbolicLink(atPath: link)
-        try? fm.removeItem(atPath: temporaryLink)
-        try fm.createSymbolicLink(atPath: temporaryLink, withDestinationPath: name)
-        guard rename(temporaryLink, link) == 0 else {
-            throw TrainingError.checkpoint("cannot replace \(link): \(String(cString: strerror(errno)))")
-        }
-        let dirfd = open(directory, O_RDONLY)
-        if dirfd >= 0 { fsync(dirfd); close(dirfd) }
-        if let previous, previous != name { try? fm.removeItem(atPath: directory + "/" + previous) }
+        try files.saveCheckpoint(update: state.update, model: model,
+                                 files: [(Self.optimizerFile, try SafeTensors.encode(moments)), (Self.stateFile, try encoder.encode(state))])
     }
 
     func saveBest() throws {
-        try ModelFiles.save(model, to: directory, dtype: options.halfPrecisionWeights ? .f16 : .f32)
+        try files.saveModel(model, dtype: options.halfPrecisionWeights ? .f16 : .f32)
     }
 
     // MARK: Logging
@@ -153,7 +136,7 @@ public final class Trainer {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.sortedKeys]
         if log == nil {
-            let path = directory + "/log.jsonl"
+            let path = files.logPath
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
             log = FileHandle(forWritingAtPath: path)
             log?.seekToEndOfFile()

@@ -19,8 +19,6 @@ public enum TrainingRun {
         case initFrom(String)
     }
 
-    public static let optionsFile = "training.yaml"
-
     public static func make(dataDirectory data: String, modelDirectory dir: String, options: TrainingOptions,
                             start: Start, overwrite: Bool = false) throws -> Trainer {
         let manifest = try PreprocessManifest.load(directory: data)
@@ -33,17 +31,12 @@ public enum TrainingRun {
         guard let trainSource = try dataset("train", src), let trainTarget = try dataset("train", tgt) else {
             throw TrainingError.badConfig("\(data) has no training split")
         }
-        let fm = FileManager.default
-        if start != .resume && fm.fileExists(atPath: dir + "/last/state.json") && !overwrite {
+        let files = ModelDirectory(dir)
+        if start != .resume && files.holdsTrainingRun && !overwrite {
             throw TrainingError.checkpoint("\(dir) already holds a training run: continue it with --resume \(dir), or pass --overwrite to start over")
         }
-        try fm.createDirectory(atPath: dir, withIntermediateDirectories: true)
-        if start != .resume {
-            // Starting over: the old run's checkpoints and log go.
-            for item in (try? fm.contentsOfDirectory(atPath: dir)) ?? [] where item == "last" || item.hasPrefix("last-") || item == "log.jsonl" {
-                try fm.removeItem(atPath: dir + "/" + item)
-            }
-        }
+        try files.create()
+        if start != .resume { try files.removeTrainingRun() }
 
         // SentencePiece models and the vocabulary description travel with the model.
         let vocabulary = manifest.sentencepiece
@@ -51,26 +44,17 @@ public enum TrainingRun {
               let sourceSize = vocabulary.vocabSizes[src], let targetSize = vocabulary.vocabSizes[tgt] else {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
         }
-        for file in Set([sourceModel, targetModel]) {
-            let destination = dir + "/" + (file as NSString).lastPathComponent
-            try? fm.removeItem(atPath: destination)
-            try fm.copyItem(atPath: path(file), toPath: destination)
-        }
-        let files = VocabularyFiles(sourceLang: src, targetLang: tgt, sourceModel: (sourceModel as NSString).lastPathComponent,
-                                    targetModel: (targetModel as NSString).lastPathComponent)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
-        try AtomicFile.write(try encoder.encode(files), to: dir + "/" + VocabularyFiles.fileName)
-        try AtomicFile.write(Data(try options.yaml().utf8), to: dir + "/" + optionsFile)
+        try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: path(sourceModel), targetModel: path(targetModel))
+        try files.writeOptions(try options.yaml())
 
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
         if case .initFrom(let other) = start {
-            let otherConfig = try ModelFiles.loadConfig(from: other)
+            let otherConfig = try ModelDirectory(other).loadConfig()
             guard otherConfig == config else {
                 throw TrainingError.checkpoint("--init-from \(other): its model has \(Trainer.difference(otherConfig, config))")
             }
-            try ModelFiles.loadWeights(into: model, from: other + "/" + ModelFiles.weights)
+            try ModelDirectory(other).loadWeights(into: model)
         }
         let validSource = try dataset("valid", src), validTarget = try dataset("valid", tgt)
         let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: trainSource, trainTarget: trainTarget,

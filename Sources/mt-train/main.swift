@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NMTModelFiles
 import NMTTraining
 import NMTTensor
 import NMTCommandLine
@@ -60,8 +61,8 @@ struct Train: ParsableCommand {
         let directory = modelDir ?? resume!
         var options = TrainingOptions()
         if let resume {
-            let saved = resume + "/" + TrainingRun.optionsFile
-            guard let text = try? String(contentsOfFile: saved, encoding: .utf8) else {
+            let saved = ModelDirectory(resume).optionsPath
+            guard let text = ModelDirectory(resume).readOptions() else {
                 throw ValidationError("--resume \(resume): \(saved) is missing, so this is not a training run to continue")
             }
             options = try TrainingOptions.load(yaml: text, path: saved)

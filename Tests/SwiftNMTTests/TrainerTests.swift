@@ -61,7 +61,7 @@ final class TrainerTests: XCTestCase {
         let directory = temporaryDirectory()
         let trainer = try makeTrainer(Self.tinyOptions(), directory: directory)
         try trainer.run()
-        let loaded = try ModelFiles.load(from: directory)
+        let loaded = try ModelDirectory(directory).loadModel()
         XCTAssertEqual(loaded.config, trainer.model.config)
         // A configuration asking for other shapes is refused with the difference named.
         var other = Self.tinyOptions()
@@ -71,10 +71,10 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("decoderHiddenSize"), "\(error)")
         }
         // A truncated weights file is reported, not loaded.
-        let weights = directory + "/" + ModelFiles.weights
+        let weights = directory + "/" + "model.safetensors"
         let data = try Data(contentsOf: URL(fileURLWithPath: weights))
         try data.prefix(data.count / 2).write(to: URL(fileURLWithPath: weights))
-        XCTAssertThrowsError(try ModelFiles.load(from: directory)) { error in
+        XCTAssertThrowsError(try ModelDirectory(directory).loadModel()) { error in
             XCTAssertTrue("\(error)".contains("truncated"), "\(error)")
         }
     }
@@ -83,8 +83,8 @@ final class TrainerTests: XCTestCase {
         let model = try Seq2Seq(config: ModelConfig(sourceVocabSize: 20, targetVocabSize: 20, embedSize: 8, encoderHiddenSize: 8,
                                                     decoderHiddenSize: 8, attentionSize: 8))
         let directory = temporaryDirectory()
-        try ModelFiles.save(model, to: directory, dtype: .f16)
-        let loaded = try ModelFiles.load(from: directory)
+        try ModelDirectory(directory).saveModel(model, dtype: .f16)
+        let loaded = try ModelDirectory(directory).loadModel()
         for (a, b) in zip(model.parameters.storage.array, loaded.parameters.storage.array) {
             XCTAssertEqual(a, b, accuracy: abs(a) * 1e-3 + 1e-7)
         }
@@ -114,7 +114,7 @@ final class TrainerTests: XCTestCase {
             XCTAssertTrue("\(error)".contains("diverged"), "\(error)")
         }
         XCTAssertEqual(trainer.state.skippedUpdates, 5)
-        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/" + ModelFiles.weights))
-        XCTAssertThrowsError(try ModelFiles.save(trainer.model, to: directory + "/refused"))
+        XCTAssertFalse(FileManager.default.fileExists(atPath: directory + "/" + "model.safetensors"))
+        XCTAssertThrowsError(try ModelDirectory(directory + "/refused").saveModel(trainer.model))
     }
 }

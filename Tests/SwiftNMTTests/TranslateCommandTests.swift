@@ -20,9 +20,9 @@ final class TranslateCommandTests: XCTestCase {
         let config = ModelConfig(sourceVocabSize: spm.vocabularySize, targetVocabSize: spm.vocabularySize, embedSize: 8,
                                  encoderHiddenSize: 8, decoderHiddenSize: 8, attentionSize: 8, sharedEmbeddings: true, tiedOutput: true)
         let model = try! Seq2Seq(config: config, seed: 1)
-        try! ModelFiles.save(model, to: dir)
+        try! ModelDirectory(dir).saveModel(model)
         let files = VocabularyFiles(sourceLang: "en", targetLang: "de", sourceModel: "spm.model", targetModel: "spm.model")
-        try! JSONEncoder().encode(files).write(to: URL(fileURLWithPath: dir + "/" + VocabularyFiles.fileName))
+        try! JSONEncoder().encode(files).write(to: URL(fileURLWithPath: dir + "/" + "vocabulary.json"))
         return dir
     }()
 
@@ -86,7 +86,7 @@ final class TranslateCommandTests: XCTestCase {
         for file in try FileManager.default.contentsOfDirectory(atPath: Self.modelDirectory) {
             try FileManager.default.copyItem(atPath: Self.modelDirectory + "/" + file, toPath: broken + "/" + file)
         }
-        let weights = broken + "/" + ModelFiles.weights
+        let weights = broken + "/" + "model.safetensors"
         let data = try Data(contentsOf: URL(fileURLWithPath: weights))
         try data.prefix(data.count - 100).write(to: URL(fileURLWithPath: weights))
         let truncated = try run(["--model", broken], input: Data("hello\n".utf8))
@@ -104,10 +104,10 @@ final class TranslateCommandTests: XCTestCase {
 
         // A model whose shapes do not match its configuration.
         try FileManager.default.removeItem(atPath: weights)
-        try FileManager.default.copyItem(atPath: Self.modelDirectory + "/" + ModelFiles.weights, toPath: weights)
-        var config = try ModelFiles.loadConfig(from: broken)
+        try FileManager.default.copyItem(atPath: Self.modelDirectory + "/" + "model.safetensors", toPath: weights)
+        var config = try ModelDirectory(broken).loadConfig()
         config.embedSize = 12
-        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: broken + "/" + ModelFiles.config))
+        try JSONEncoder().encode(config).write(to: URL(fileURLWithPath: broken + "/" + "model.json"))
         let shapes = try run(["--model", broken], input: Data("hello\n".utf8))
         XCTAssertNotEqual(shapes.status, 0)
         XCTAssertTrue(shapes.errors.contains("shape"), shapes.errors)
