@@ -61,7 +61,7 @@ public enum TrainingRun {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try AtomicFile.write(try encoder.encode(files), to: dir + "/" + VocabularyFiles.fileName)
-        try AtomicFile.write(Data(try options.yaml().utf8), to: dir + "/" + optionsFile)
+        try AtomicFile.write(Data(options.yaml().utf8), to: dir + "/" + optionsFile)
 
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
