@@ -21,31 +21,27 @@ public struct TrainingOption {
     let replaces: WritableKeyPath<TrainingOptions, Int?>?
 
     init<Value: OptionValue>(_ key: String, _ group: Group, _ field: WritableKeyPath<TrainingOptions, Value>, _ help: String) {
-        self.key = key
-        self.group = group
-        self.help = help
-        expected = Value.expected
-        read = { options, text in
-            guard let value = Value(text) else { return false }
-            options[keyPath: field] = value
-            return true
-        }
-        write = { $0[keyPath: field].description }
-        replaces = nil
+        self.init(key, group, help, set: { $0[keyPath: field] = $1 as Value }, write: { $0[keyPath: field].description })
     }
 
     init<Value: OptionValue>(_ key: String, _ group: Group, _ field: WritableKeyPath<TrainingOptions, Value?>, _ help: String,
                              replaces: WritableKeyPath<TrainingOptions, Int?>? = nil) {
+        self.init(key, group, help, set: { $0[keyPath: field] = $1 as Value }, write: { $0[keyPath: field]?.description },
+                  replaces: replaces)
+    }
+
+    private init<Value: OptionValue>(_ key: String, _ group: Group, _ help: String, set: @escaping (inout TrainingOptions, Value) -> Void,
+                                     write: @escaping (TrainingOptions) -> String?, replaces: WritableKeyPath<TrainingOptions, Int?>? = nil) {
         self.key = key
         self.group = group
         self.help = help
         expected = Value.expected
         read = { options, text in
             guard let value = Value(text) else { return false }
-            options[keyPath: field] = value
+            set(&options, value)
             return true
         }
-        write = { $0[keyPath: field]?.description }
+        self.write = write
         self.replaces = replaces
     }
 

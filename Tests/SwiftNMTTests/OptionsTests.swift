@@ -150,3 +150,26 @@ final class OptionsTests: XCTestCase {
         }
     }
 }
+
+/// Every program: `--threads` below 1 is a usage error (64); a file that is not there is a run-time failure (1).
+final class ProgramFailureTests: XCTestCase {
+    func testUsageErrorsAndRunTimeFailures() throws {
+        for program in ["mt-train", "mt-translate", "mt-bench", "mt-preprocess"] {
+            let result = try Executables.run(program, ["--threads", "0"])
+            XCTAssertEqual(result.status, 64, "\(program): \(result.errors)")
+        }
+        let translate = try Executables.run("mt-translate", ["--model", "/nonexistent/model"], input: Data("hello\n".utf8))
+        XCTAssertEqual(translate.status, 1, translate.errors)
+        XCTAssertTrue(translate.errors.hasPrefix("mt-translate: error: cannot load the model: "), translate.errors)
+        let bleu = try Executables.run("mt-bleu", ["/nonexistent/ref.de", "-i", "/nonexistent/hyp.de"])
+        XCTAssertEqual(bleu.status, 1, bleu.errors)
+        XCTAssertTrue(bleu.errors.hasPrefix("mt-bleu: error: ") && bleu.errors.contains("/nonexistent/ref.de"), bleu.errors)
+        let preprocess = try Executables.run("mt-preprocess", ["-s", "en", "-t", "de", "--trainpref", "/nonexistent/train",
+                                                               "--destdir", NSTemporaryDirectory() + "swiftnmt-never", "--quiet"])
+        XCTAssertEqual(preprocess.status, 1, preprocess.errors)
+        XCTAssertTrue(preprocess.errors.hasPrefix("mt-preprocess: error: "), preprocess.errors)
+        let plot = try Executables.run("mt-train", ["--plot", "/nonexistent/run"])
+        XCTAssertEqual(plot.status, 1, plot.errors)
+        XCTAssertTrue(plot.errors.hasPrefix("mt-train: error: cannot read /nonexistent/run/log.jsonl"), plot.errors)
+    }
+}
