@@ -80,8 +80,8 @@ public enum Failure {
         // Cocoa numbers its file-reading errors from 256 and its file-writing errors from 512.
         let failed: String
         switch (ns.domain, ns.code) {
-        case (NSCocoaErrorDomain, 256..<512): failed = "cannot read "  // Cocoa's file-reading errors
-        case (NSCocoaErrorDomain, 512..<768): failed = "cannot write "  // and its file-writing errors
+        case (NSCocoaErrorDomain, 256..<512): failed = "cannot read "
+        case (NSCocoaErrorDomain, 512..<768): failed = "cannot write "
         default: failed = ""
         }
         return path.map { "\(failed)\($0): \(reason)" } ?? reason
