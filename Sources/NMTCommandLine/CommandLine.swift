@@ -42,6 +42,16 @@ public enum Failure {
         }
     }
 
+    /// Runs `body`; an error it throws is reported as `what: ERROR` (e.g. "cannot load the model: …").
+    public static func during<T>(_ what: String, _ body: () throws -> T) throws -> T {
+        do { return try body() } catch { throw During(what: what, error: error) }
+    }
+
+    struct During: Error, CustomStringConvertible {
+        let what: String, error: Error
+        var description: String { "\(what): \(plainDescription(of: error))" }
+    }
+
     /// Writes `PROGRAM: error: message` to standard error.
     public static func printError(_ program: String, _ message: String) {
         FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
@@ -53,20 +63,27 @@ public enum Failure {
     }
 
     /// An error in plain words. Our own errors describe themselves; Foundation's file errors become
-    /// "PATH: REASON" instead of `Error Domain=NSCocoaErrorDomain Code=… UserInfo={…}`.
+    /// "cannot read PATH: REASON" instead of `Error Domain=NSCocoaErrorDomain Code=… UserInfo={…}`.
     public static func plainDescription(of error: Error) -> String {
-        if error is CustomStringConvertible, !(error is NSError) || type(of: error) != NSError.self {
-            let text = String(describing: error)
-            if !text.hasPrefix("Error Domain=") { return text }
-        }
+        let text = String(describing: error)
+        guard text.hasPrefix("Error Domain=") else { return text }
         let ns = error as NSError
         let path = (ns.userInfo[NSFilePathErrorKey] as? String) ?? (ns.userInfo[NSURLErrorKey] as? URL)?.path
         var reason = ns.localizedFailureReason ?? ns.localizedDescription
-        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
+        if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? POSIXError {
+            reason = String(cString: strerror(underlying.code.rawValue))
+        } else if let underlying = ns.userInfo[NSUnderlyingErrorKey] as? NSError, underlying.domain == NSPOSIXErrorDomain {
             reason = String(cString: strerror(Int32(underlying.code)))
         } else if ns.domain == NSPOSIXErrorDomain {
             reason = String(cString: strerror(Int32(ns.code)))
         }
-        return path.map { "\($0): \(reason)" } ?? reason
+        // Cocoa numbers its file-reading errors from 256 and its file-writing errors from 512.
+        let failed: String
+        switch (ns.domain, ns.code) {
+        case (NSCocoaErrorDomain, 256..<512): failed = "cannot read "
+        case (NSCocoaErrorDomain, 512..<768): failed = "cannot write "
+        default: failed = ""
+        }
+        return path.map { "\(failed)\($0): \(reason)" } ?? reason
     }
 }

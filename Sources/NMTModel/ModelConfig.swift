@@ -22,6 +22,7 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// The output projection reuses the target embedding table.
     public var tiedOutput: Bool
 
+    /// The default sizes are the reference model's (and `mt-train`'s defaults).
     public init(sourceVocabSize: Int, targetVocabSize: Int, embedSize: Int = 256, encoderHiddenSize: Int = 256,
                 encoderLayers: Int = 1, decoderHiddenSize: Int = 512, decoderLayers: Int = 2, attentionSize: Int = 512,
                 sharedEmbeddings: Bool = false, tiedOutput: Bool = false) {
@@ -40,9 +41,44 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// The reference model of the benchmarks: joint vocabulary 8,000, embeddings 256, one bidirectional
     /// encoder layer of 256 per direction, decoder GRUs of 512, attention 512.
     public static func reference(vocabSize: Int = 8000) -> ModelConfig {
-        ModelConfig(sourceVocabSize: vocabSize, targetVocabSize: vocabSize, embedSize: 256, encoderHiddenSize: 256,
-                    encoderLayers: 1, decoderHiddenSize: 512, decoderLayers: 2, attentionSize: 512,
-                    sharedEmbeddings: true, tiedOutput: true)
+        ModelConfig(sourceVocabSize: vocabSize, targetVocabSize: vocabSize, sharedEmbeddings: true, tiedOutput: true)
+    }
+
+    /// `model.json`'s keys, kebab-case like `training.yaml`'s.
+    enum CodingKeys: String, CodingKey {
+        case sourceVocabSize = "source-vocab-size", targetVocabSize = "target-vocab-size", embedSize = "embed-size"
+        case encoderHiddenSize = "encoder-hidden-size", encoderLayers = "encoder-layers"
+        case decoderHiddenSize = "decoder-hidden-size", decoderLayers = "decoder-layers", attentionSize = "attention-size"
+        case sharedEmbeddings = "shared-embeddings", tiedOutput = "tied-output"
+    }
+
+    /// Reads kebab-case keys, and the camelCase ones of model.json files written before, such as the
+    /// shipped checkpoints'.
+    public init(from decoder: Swift.Decoder) throws {
+        let kebab = try decoder.container(keyedBy: CodingKeys.self)
+        let camel = try decoder.container(keyedBy: CamelCaseKey.self)
+        func value<T: Decodable>(_ key: CodingKeys) throws -> T {
+            let old = CamelCaseKey(key)
+            if !kebab.contains(key) && camel.contains(old) { return try camel.decode(T.self, forKey: old) }
+            return try kebab.decode(T.self, forKey: key)
+        }
+        self.init(sourceVocabSize: try value(.sourceVocabSize), targetVocabSize: try value(.targetVocabSize),
+                  embedSize: try value(.embedSize), encoderHiddenSize: try value(.encoderHiddenSize),
+                  encoderLayers: try value(.encoderLayers), decoderHiddenSize: try value(.decoderHiddenSize),
+                  decoderLayers: try value(.decoderLayers), attentionSize: try value(.attentionSize),
+                  sharedEmbeddings: try value(.sharedEmbeddings), tiedOutput: try value(.tiedOutput))
+    }
+
+    /// `embedSize` for `embed-size`.
+    private struct CamelCaseKey: CodingKey {
+        let stringValue: String
+        init(_ key: CodingKeys) {
+            let words = key.stringValue.split(separator: "-")
+            stringValue = words[0] + words.dropFirst().map { $0.prefix(1).uppercased() + $0.dropFirst() }.joined()
+        }
+        init?(stringValue: String) { self.stringValue = stringValue }
+        var intValue: Int? { nil }
+        init?(intValue: Int) { nil }
     }
 
     /// C: size of an encoder annotation.

@@ -177,7 +177,6 @@ public final class Trainer {
     /// Trains until a stopping rule fires; returns why it stopped.
     @discardableResult
     public func run() throws -> StopReason {
-        if options.threads > 0 { BLAS.threads = options.threads }
         warmUpWorkspaces()
         var windowLoss = 0.0, windowTokens = 0, windowStart = Date(), consecutiveBad = 0
         let sessionStart = Date(), secondsBefore = state.trainingSeconds

@@ -7,19 +7,23 @@ import NMTTensor
 import NMTText
 import Yams
 
-/// Every option of `mt-train`, as read from `--config FILE.yaml` (keys as the command-line flags,
-/// without the dashes) and overridden by flags. The resolved options are saved with the model.
-public struct TrainingOptions: Codable, Equatable, Sendable {
+/// Every option of `mt-train`. Each field's initial value is its default; `TrainingOptions.table`
+/// gives each its key, help and text form. The options apply in layers, each over the ones before
+/// (`resolve`), and the resolved options are saved with the model as `training.yaml`.
+public struct TrainingOptions: Equatable, Sendable {
+    /// Model sizes default to the reference model's, declared once in `ModelConfig`.
+    private static let reference = ModelConfig.reference()
+
     // Model.
-    public var embedSize = 256
-    public var encoderHiddenSize = 256
-    public var encoderLayers = 1
-    public var decoderHiddenSize = 512
-    public var decoderLayers = 2
-    public var attentionSize = 512
+    public var embedSize = reference.embedSize
+    public var encoderHiddenSize = reference.encoderHiddenSize
+    public var encoderLayers = reference.encoderLayers
+    public var decoderHiddenSize = reference.decoderHiddenSize
+    public var decoderLayers = reference.decoderLayers
+    public var attentionSize = reference.attentionSize
     /// nil: share when the vocabulary is joint.
     public var sharedEmbeddings: Bool?
-    public var tiedOutput = true
+    public var tiedOutput = reference.tiedOutput
     // Optimization.
     public var batchSentences: Int? = 64
     public var batchTokens: Int?
@@ -31,6 +35,7 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     public var clipNorm: Float = 5
     public var labelSmoothing: Float = 0.1
     public var dropout: Float = 0.3
+    public var seed: UInt64 = 1
     // Duration and validation.
     public var maxUpdates = 0
     public var maxEpochs = 0
@@ -44,8 +49,6 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
     /// Decode at most this many validation sentences for BLEU (0: all).
     public var validBLEUSentences = 0
     public var logEvery = 100
-    public var seed: UInt64 = 1
-    public var threads = 0
     public var keepLast = true
     public var keepBest = true
     /// Weights written as 16-bit floats (halves the size on disk; the loader converts).
@@ -53,40 +56,75 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
     public init() {}
 
-    enum CodingKeys: String, CodingKey, CaseIterable {
-        case embedSize = "embed-size", encoderHiddenSize = "encoder-hidden-size", encoderLayers = "encoder-layers"
-        case decoderHiddenSize = "decoder-hidden-size", decoderLayers = "decoder-layers", attentionSize = "attention-size"
-        case sharedEmbeddings = "shared-embeddings", tiedOutput = "tied-output"
-        case batchSentences = "batch-sentences", batchTokens = "batch-tokens", learningRate = "learning-rate"
-        case schedule, warmup, decayFactor = "decay-factor", decayPatience = "decay-patience", clipNorm = "clip-norm"
-        case labelSmoothing = "label-smoothing", dropout, maxUpdates = "max-updates", maxEpochs = "max-epochs"
-        case maxMinutes = "max-minutes", validEvery = "valid-every", patience, validBeam = "valid-beam"
-        case validBLEUSentences = "valid-bleu-sentences", logEvery = "log-every", seed, threads
-        case keepLast = "keep-last", keepBest = "keep-best", halfPrecisionWeights = "half-precision-weights"
+    /// The options of a run, in layers, each over the ones before: the defaults, then the saved
+    /// `training.yaml` of the run being resumed, then the `--config` file, then the flags.
+    public static func resolve(resuming run: String?, config: String?, flags: [String]) throws -> TrainingOptions {
+        var options = TrainingOptions()
+        if let run {
+            let saved = ModelDirectory(run).optionsPath
+            guard let text = ModelDirectory(run).readOptions() else {
+                throw TrainingError.checkpoint("--resume \(run): \(saved) is missing, so this is not a training run to continue")
+            }
+            try options.overlay(yaml: text, path: saved)
+        }
+        if let config { try options.overlay(yaml: try String(contentsOfFile: config, encoding: .utf8), path: config) }
+        try options.overlay(flags: flags)
+        return options
     }
 
-    /// Reads options from YAML; keys not given keep their defaults, unknown keys are an error.
-    public static func load(yaml text: String, path: String) throws -> TrainingOptions {
-        guard let node = try Yams.compose(yaml: text) else { return TrainingOptions() }
-        guard let mapping = node.mapping else { throw TrainingError.badConfig("\(path): expected a mapping of option: value") }
-        let known = Set(CodingKeys.allCases.map(\.rawValue))
-        for key in mapping.keys {
-            guard let name = key.string, known.contains(name) else {
-                throw TrainingError.badConfig("\(path): unknown option '\(key.string ?? "?")'")
+    /// Sets the options a YAML mapping (`key: value` lines) gives; an unknown key or a bad value is an
+    /// error naming the file.
+    public mutating func overlay(yaml text: String, path: String) throws {
+        let root: Node?
+        do { root = try Yams.compose(yaml: text) } catch { throw TrainingError.badConfig("\(path): not valid YAML: \(error)") }
+        guard let root else { return }
+        guard let mapping = root.mapping else { throw TrainingError.badConfig("\(path): expected a mapping of option: value") }
+        let settings = try mapping.compactMap { key, value -> (key: String, value: String)? in
+            guard let name = key.string, let text = value.string else {
+                throw TrainingError.badConfig("\(path): expected option: value, found \(key): \(value)")
+            }
+            return Self.retiredKeys.contains(name) ? nil : (name, text)
+        }
+        try apply(settings) { TrainingError.badConfig("\(path): \($0)") }
+    }
+
+    /// Sets the options given as flags, `--key value` or `--key=value`.
+    public mutating func overlay(flags arguments: [String]) throws {
+        var settings: [(key: String, value: String)] = []
+        var rest = arguments[...]
+        while let argument = rest.popFirst() {
+            guard argument.hasPrefix("--") else { throw TrainingError.badFlag("unexpected argument '\(argument)'") }
+            let flag = argument.dropFirst(2)
+            if let equals = flag.firstIndex(of: "=") {
+                settings.append((String(flag[..<equals]), String(flag[flag.index(after: equals)...])))
+            } else if let value = rest.popFirst() {
+                settings.append((String(flag), value))
+            } else {
+                throw TrainingError.badFlag("\(argument) needs a value")
             }
         }
-        // Start from the defaults and overlay what the file gives.
-        do {
-            let defaults = try Yams.load(yaml: try YAMLEncoder().encode(TrainingOptions())) as? [String: Any] ?? [:]
-            let given = try Yams.load(yaml: text) as? [String: Any] ?? [:]
-            let combined = defaults.merging(given) { _, new in new }
-            return try YAMLDecoder().decode(TrainingOptions.self, from: try Yams.dump(object: combined))
-        } catch {
-            throw TrainingError.badConfig("\(path): \(error)")
+        try apply(settings.map { ("--" + $0.key, $0.value) }) { TrainingError.badFlag($0) }
+    }
+
+    /// Sets one layer's options. `settings` name options by key, or by flag when they start with "--".
+    private mutating func apply(_ settings: [(key: String, value: String)], error: (String) -> TrainingError) throws {
+        var found: [(option: TrainingOption, name: String, value: String)] = []
+        for (name, value) in settings {
+            let key = name.hasPrefix("--") ? String(name.dropFirst(2)) : name
+            guard let option = Self.table.first(where: { $0.key == key }) else { throw error("unknown option '\(name)'") }
+            found.append((option, name, value))
+        }
+        // An option that replaces another unsets it first, so a layer that gives only the new one wins.
+        for (option, _, _) in found { if let replaced = option.replaces { self[keyPath: replaced] = nil } }
+        for (option, name, value) in found where !option.read(&self, value) {
+            throw error("\(name): '\(value)' is not \(option.expected)")
         }
     }
 
-    public func yaml() throws -> String { try YAMLEncoder().encode(self) }
+    /// The options as YAML, in the table's order, each value as the user would write it; unset ones are left out.
+    public func yaml() -> String {
+        Self.table.compactMap { option in option.write(self).map { "\(option.key): \($0)\n" } }.joined()
+    }
 
     public func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError.badConfig(message) } }
@@ -112,12 +150,15 @@ public struct TrainingOptions: Codable, Equatable, Sendable {
 
 public enum TrainingError: Error, CustomStringConvertible {
     case badConfig(String)
+    /// A flag that is not an option, or a value that does not fit it: a usage error.
+    case badFlag(String)
     case checkpoint(String)
     case diverged(String)
 
     public var description: String {
         switch self {
         case .badConfig(let m): return "configuration: \(m)"
+        case .badFlag(let m): return m
         case .checkpoint(let m): return "checkpoint: \(m)"
         case .diverged(let m): return m
         }

@@ -45,7 +45,7 @@ public enum TrainingRun {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
         }
         try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: path(sourceModel), targetModel: path(targetModel))
-        try files.writeOptions(try options.yaml())
+        try files.writeOptions(options.yaml())
 
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)

@@ -12,8 +12,8 @@ struct Bench: ParsableCommand {
         abstract: "Measure sgemm throughput and the reference model's training speed.",
         discussion: "FLOP utilization = the model's analytically counted FLOPs per second ÷ the sgemm rate measured in the same run.")
 
-    @Option(help: "BLAS threads (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// BLAS threads.
+    @OptionGroup var threads: ThreadsOption
 
     @Option(help: "Timed training batches of 64 sentence pairs.")
     var batches: Int = 30
@@ -28,14 +28,17 @@ struct Bench: ParsableCommand {
     var json = false
 
     func validate() throws {
-        guard threads >= 1 else { throw ValidationError("--threads must be at least 1") }
         guard batches >= 1 else { throw ValidationError("--batches must be at least 1") }
     }
 
     func run() throws {
-        BLAS.threads = threads
+        try Failure.reported(by: "mt-bench", measure)
+    }
+
+    func measure() throws {
+        BLAS.threads = threads.count
         let sgemm = Benchmarks.sgemmGFlops(size: sgemmSize)
-        print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads, sgemm))
+        print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads.count, sgemm))
         var config = ModelConfig.reference()
         var real: [Batch]?
         if let data { (config, real) = try Benchmarks.realBatches(dataDirectory: data, batchSize: 64, batches: batches) }
@@ -47,7 +50,7 @@ struct Bench: ParsableCommand {
         print(String(format: "FLOP utilization: %.1f%% of sgemm", utilization * 100))
         if json {
             let object: [String: Any] = [
-                "threads": threads, "sgemm_gflops": sgemm, "train_tokens_per_second": training.tokensPerSecond,
+                "threads": threads.count, "sgemm_gflops": sgemm, "train_tokens_per_second": training.tokensPerSecond,
                 "train_gflops": training.gflops, "flop_utilization": utilization,
                 "train_data": data ?? "synthetic", "train_peak_memory_mib": PeakMemory.megabytes(),
             ]

@@ -134,12 +134,7 @@ struct MTBleu: ParsableCommand {
     }
 
     func run() throws {
-        do {
-            try score()
-        } catch let error as MetricError {
-            FileHandle.standardError.write(Data("mt-bleu: error: \(error.description)\n".utf8))
-            throw ExitCode(1)
-        }
+        try Failure.reported(by: "mt-bleu", score)
     }
 
     private func score() throws {

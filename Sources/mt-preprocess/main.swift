@@ -77,8 +77,8 @@ struct Main: ParsableCommand {
     @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all.")
     var inputSentenceSize: Int = 2_000_000
 
-    @Option(name: .customLong("threads"), help: "Threads for SentencePiece training and encoding (default: all cores).")
-    var threads: Int = ProcessInfo.processInfo.activeProcessorCount
+    /// Threads for SentencePiece training and encoding.
+    @OptionGroup var threads: ThreadsOption
 
     @Flag(name: .customLong("force"), help: "Write into a --destdir that holds a different preprocessing or unknown files.")
     var force = false
@@ -97,7 +97,6 @@ struct Main: ParsableCommand {
         if maxLength < 1 { throw ValidationError("--max-length must be at least 1.") }
         if !(lengthRatio >= 1) { throw ValidationError("--length-ratio must be at least 1.") }
         if inputSentenceSize < 0 { throw ValidationError("--input-sentence-size must not be negative.") }
-        if threads < 1 { throw ValidationError("--threads must be at least 1.") }
         if validPrefix != nil && Self.prefixes(validPrefix).isEmpty { throw ValidationError("--validpref is empty.") }
         if testPrefix != nil && Self.prefixes(testPrefix).isEmpty { throw ValidationError("--testpref is empty.") }
     }
@@ -108,18 +107,12 @@ struct Main: ParsableCommand {
             validPrefixes: Self.prefixes(validPrefix), testPrefixes: Self.prefixes(testPrefix), destDir: destDir,
             vocabSize: vocabSize, modelType: modelType.modelType, joint: sharing == .joint,
             characterCoverage: characterCoverage, maxLength: maxLength, lengthRatio: lengthRatio,
-            inputSentenceSize: inputSentenceSize, threads: threads, force: force)
+            inputSentenceSize: inputSentenceSize, threads: threads.count, force: force)
         let quiet = self.quiet
         let preprocessor = Preprocessor(options: options) { message in
             if !quiet { FileHandle.standardError.write(Data(("mt-preprocess: " + message + "\n").utf8)) }
         }
-        do {
-            let result = try preprocessor.run()
-            print(result.summary)
-        } catch {
-            FileHandle.standardError.write(Data("mt-preprocess: error: \(error)\n".utf8))
-            throw ExitCode.failure
-        }
+        try Failure.reported(by: "mt-preprocess") { print(try preprocessor.run().summary) }
     }
 }
 

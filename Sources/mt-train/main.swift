@@ -10,15 +10,24 @@ struct Train: ParsableCommand {
         commandName: "mt-train",
         abstract: "Train a GRU encoder-decoder with attention on data prepared by mt-preprocess.",
         discussion: """
-        Options come from the defaults, then --config FILE.yaml (keys as the flags below without dashes), then the flags.
-        The resolved options are saved as training.yaml in the model directory.
+        Training options apply in layers, each over the ones before, so the later wins: the defaults,
+        then the saved training.yaml of the --resume run, then --config FILE.yaml (keys as the flags
+        without dashes), then the flags. The resolved options are saved as training.yaml in the
+        model directory.
 
         Starting and continuing are explicit:
-          --resume DIR      continue exactly (weights, optimizer, schedule, data position, random state)
-          --init-from DIR   take only the weights of DIR (same architecture), fresh optimizer and schedule
+          --resume DIR      continue exactly (weights, optimizer, schedule, data position,
+                            random state); bit for bit when given the same --threads
+          --init-from DIR   take only the weights of DIR (same architecture), fresh optimizer
+                            and schedule
 
-        The model directory gets model.safetensors (best weights), model.json, vocabulary.json, the SentencePiece
-        model(s), last/ (for --resume), log.jsonl (every logged update and validation) and training.svg.
+        The model directory gets model.safetensors (best weights), model.json, vocabulary.json,
+        the SentencePiece model(s), last/ (for --resume), log.jsonl (every logged update and
+        validation) and training.svg.
+
+        TRAINING OPTIONS (--key value or --key=value):
+
+        \(TrainingOptions.help())
         """)
 
     @Option(name: .customLong("data"), help: "Directory written by mt-preprocess.")
@@ -42,11 +51,17 @@ struct Train: ParsableCommand {
     @Option(help: ArgumentHelp("Only redraw DIR/training.svg from DIR/log.jsonl (e.g. while a run is going on), then exit.", valueName: "DIR"))
     var plot: String?
 
-    @OptionGroup(title: "Model") var model: ModelFlags
-    @OptionGroup(title: "Optimization") var optimization: OptimizationFlags
-    @OptionGroup(title: "Duration and validation") var duration: DurationFlags
+    @OptionGroup var threads: ThreadsOption
+
+    /// The training options given as flags; ArgumentParser cannot declare them from the table, so they
+    /// arrive here unparsed and are read through the table.
+    @Argument(parsing: .allUnrecognized, help: ArgumentHelp("Training options (listed above).", valueName: "--key value"))
+    var trainingFlags: [String] = []
 
     func validate() throws {
+        // An unknown training flag or a bad value is a usage error: read them once here to find out.
+        var scratch = TrainingOptions()
+        do { try scratch.overlay(flags: trainingFlags) } catch { throw ValidationError("\(error)") }
         if plot != nil { return }
         if resume != nil && initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
         if data == nil { throw ValidationError("--data DIR (the output of mt-preprocess) is required") }
@@ -54,38 +69,28 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
-        if let plot {
-            try TrainingPlot.write(logPath: plot + "/log.jsonl", to: plot + "/training.svg", title: "SwiftNMT training: \(plot)")
-            return
-        }
-        let directory = modelDir ?? resume!
-        var options = TrainingOptions()
-        if let resume {
-            let saved = ModelDirectory(resume).optionsPath
-            guard let text = ModelDirectory(resume).readOptions() else {
-                throw ValidationError("--resume \(resume): \(saved) is missing, so this is not a training run to continue")
+        try Failure.reported(by: "mt-train") {
+            if let plot {
+                let files = ModelDirectory(plot)
+                // The plot skips a missing log quietly (a run may not have logged yet); asked for, it is a failure.
+                guard FileManager.default.fileExists(atPath: files.logPath) else { throw FileError(files.logPath, "does not exist") }
+                try TrainingPlot.write(logPath: files.logPath, to: files.plotPath, title: "SwiftNMT training: \(plot)")
+                return
             }
-            options = try TrainingOptions.load(yaml: text, path: saved)
+            BLAS.threads = threads.count
+            let directory = modelDir ?? resume!
+            let options = try TrainingOptions.resolve(resuming: resume, config: config, flags: trainingFlags)
+            let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
+            let trainer = try TrainingRun.make(dataDirectory: data!, modelDirectory: directory, options: options, start: start,
+                                               overwrite: overwrite)
+            try train(trainer, in: directory, resuming: start == .resume)
         }
-        if let config {
-            guard let text = try? String(contentsOfFile: config, encoding: .utf8) else { throw ValidationError("cannot read --config \(config)") }
-            options = try TrainingOptions.load(yaml: text, path: config)
-        }
-        model.apply(to: &options)
-        optimization.apply(to: &options)
-        duration.apply(to: &options)
-        if options.threads > 0 { BLAS.threads = options.threads }
+    }
 
-        let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
-        let trainer: Trainer
-        do {
-            trainer = try TrainingRun.make(dataDirectory: data!, modelDirectory: directory, options: options, start: start, overwrite: overwrite)
-        } catch {
-            throw ValidationError("\(error)")
-        }
+    func train(_ trainer: Trainer, in directory: String, resuming: Bool) throws {
         let status = StatusLine()
         trainer.onEvent = { status.show($0) }
-        if start == .resume { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
+        if resuming { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
         status.note("model: \(trainer.model.parameters.count) parameters; BLAS threads: \(BLAS.threads)")
         // Ctrl-C or SIGTERM: finish the current update, validate, checkpoint, plot, exit.
         signal(SIGINT, SIG_IGN)
@@ -101,7 +106,8 @@ struct Train: ParsableCommand {
         }
         defer { interrupts.forEach { $0.cancel() } }
         let reason = try trainer.run()
-        try TrainingPlot.write(logPath: directory + "/log.jsonl", to: directory + "/training.svg", title: "SwiftNMT training: \(directory)")
+        let files = ModelDirectory(directory)
+        try TrainingPlot.write(logPath: files.logPath, to: files.plotPath, title: "SwiftNMT training: \(directory)")
         status.note("done (\(reason.rawValue)) after \(trainer.state.update) updates; best model in \(directory); peak memory \(PeakMemory.megabytes()) MiB")
     }
 }
@@ -129,93 +135,6 @@ final class StatusLine {
         case .skipped, .stop, .checkpoint:
             note(e.message ?? "")
         }
-    }
-}
-
-struct ModelFlags: ParsableArguments {
-    @Option(help: "Embedding size E (also the deep-output size).") var embedSize: Int?
-    @Option(help: "Hidden size of each encoder direction.") var encoderHiddenSize: Int?
-    @Option(help: "Encoder layers (the first bidirectional).") var encoderLayers: Int?
-    @Option(help: "Decoder GRU size D.") var decoderHiddenSize: Int?
-    @Option(help: "Decoder GRU layers (>= 2: the conditional GRU).") var decoderLayers: Int?
-    @Option(help: "Attention size A.") var attentionSize: Int?
-    @Option(help: "Share source and target embeddings (default: when the vocabulary is joint).") var sharedEmbeddings: Bool?
-    @Option(help: "Tie the output projection to the target embeddings.") var tiedOutput: Bool?
-
-    func apply(to o: inout TrainingOptions) {
-        if let v = embedSize { o.embedSize = v }
-        if let v = encoderHiddenSize { o.encoderHiddenSize = v }
-        if let v = encoderLayers { o.encoderLayers = v }
-        if let v = decoderHiddenSize { o.decoderHiddenSize = v }
-        if let v = decoderLayers { o.decoderLayers = v }
-        if let v = attentionSize { o.attentionSize = v }
-        if let v = sharedEmbeddings { o.sharedEmbeddings = v }
-        if let v = tiedOutput { o.tiedOutput = v }
-    }
-}
-
-struct OptimizationFlags: ParsableArguments {
-    @Option(help: "Sentence pairs per batch.") var batchSentences: Int?
-    @Option(help: "Target tokens (with padding) per batch; replaces --batch-sentences.") var batchTokens: Int?
-    @Option(help: "Adam learning rate.") var learningRate: Float?
-    @Option(help: "constant | plateau | inverse-sqrt") var schedule: String?
-    @Option(help: "Warm-up updates of inverse-sqrt.") var warmup: Int?
-    @Option(help: "Plateau: factor applied to the rate.") var decayFactor: Float?
-    @Option(help: "Plateau: validations without improvement before decaying.") var decayPatience: Int?
-    @Option(help: "Clip the gradient's global norm to this (0: off).") var clipNorm: Float?
-    @Option(help: "Label smoothing epsilon.") var labelSmoothing: Float?
-    @Option(help: "Dropout rate.") var dropout: Float?
-    @Option(help: "Random seed (data order, initialization, dropout).") var seed: UInt64?
-    @Option(help: "BLAS threads (default: OPENBLAS_NUM_THREADS if set, else all cores).") var threads: Int?
-
-    func validate() throws {
-        if let s = schedule, ScheduleKind(rawValue: s) == nil {
-            throw ValidationError("--schedule must be one of \(ScheduleKind.allCases.map(\.rawValue).joined(separator: ", "))")
-        }
-        if let t = threads, t < 1 { throw ValidationError("--threads must be at least 1") }
-    }
-
-    func apply(to o: inout TrainingOptions) {
-        if let v = batchSentences { o.batchSentences = v; o.batchTokens = nil }
-        if let v = batchTokens { o.batchTokens = v }
-        if let v = learningRate { o.learningRate = v }
-        if let v = schedule.flatMap(ScheduleKind.init(rawValue:)) { o.schedule = v }
-        if let v = warmup { o.warmup = v }
-        if let v = decayFactor { o.decayFactor = v }
-        if let v = decayPatience { o.decayPatience = v }
-        if let v = clipNorm { o.clipNorm = v }
-        if let v = labelSmoothing { o.labelSmoothing = v }
-        if let v = dropout { o.dropout = v }
-        if let v = seed { o.seed = v }
-        if let v = threads { o.threads = v }
-    }
-}
-
-struct DurationFlags: ParsableArguments {
-    @Option(help: "Stop after this many updates.") var maxUpdates: Int?
-    @Option(help: "Stop after this many epochs.") var maxEpochs: Int?
-    @Option(help: "Stop after this many minutes of training.") var maxMinutes: Double?
-    @Option(help: "Validate and checkpoint every N updates.") var validEvery: Int?
-    @Option(help: "Early stopping: validations without a better BLEU (0: never).") var patience: Int?
-    @Option(help: "Beam size of validation decoding (1: greedy).") var validBeam: Int?
-    @Option(help: "Validation sentences decoded for BLEU (0: all).") var validBleuSentences: Int?
-    @Option(help: "Log every N updates.") var logEvery: Int?
-    @Option(help: "Write the best model's weights as 16-bit floats.") var halfPrecisionWeights: Bool?
-    @Option(help: "Write the full training state (last/, for --resume) at each validation.") var keepLast: Bool?
-    @Option(help: "Write the weights to the model directory at each new best validation BLEU (false: the final weights, at the end).") var keepBest: Bool?
-
-    func apply(to o: inout TrainingOptions) {
-        if let v = maxUpdates { o.maxUpdates = v }
-        if let v = maxEpochs { o.maxEpochs = v }
-        if let v = maxMinutes { o.maxMinutes = v }
-        if let v = validEvery { o.validEvery = v }
-        if let v = patience { o.patience = v }
-        if let v = validBeam { o.validBeam = v }
-        if let v = validBleuSentences { o.validBLEUSentences = v }
-        if let v = logEvery { o.logEvery = v }
-        if let v = halfPrecisionWeights { o.halfPrecisionWeights = v }
-        if let v = keepLast { o.keepLast = v }
-        if let v = keepBest { o.keepBest = v }
     }
 }
 

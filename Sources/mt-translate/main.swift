@@ -52,9 +52,8 @@ struct Translate: ParsableCommand {
     @Option(help: "Sentences per batch.")
     var batchSize = 64
 
-    @Option(help: ArgumentHelp("Threads (default: OPENBLAS_NUM_THREADS if set, else all cores). Piped input is translated "
-                               + "in that many batches at once; a single batch uses that many BLAS threads."))
-    var threads: Int?
+    /// Piped input is translated in that many batches at once; a single batch uses that many BLAS threads.
+    @OptionGroup var threads: ThreadsOption
 
     @Flag(help: "At the end, print sentences per second and peak memory to stderr.")
     var stats = false
@@ -65,17 +64,16 @@ struct Translate: ParsableCommand {
         guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
         guard maxSourceLength >= 1 else { throw ValidationError("--max-source-length must be at least 1") }
         guard maxLengthRatio > 0 else { throw ValidationError("--max-length-ratio must be positive") }
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
         guard heatmapLine >= 1 else { throw ValidationError("--heatmap-line must be at least 1") }
     }
 
     func run() throws {
-        if let threads { BLAS.threads = threads }
-        let translator: Translator
-        do { translator = try Translator(modelDirectory: model) } catch {
-            FileHandle.standardError.write(Data("mt-translate: error: cannot load the model: \(error)\n".utf8))
-            throw ExitCode(1)
-        }
+        try Failure.reported(by: "mt-translate", translate)
+    }
+
+    func translate() throws {
+        BLAS.threads = threads.count
+        let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
         var search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, nBest: max(1, nBest),
                                        alignments: alignment || heatmap != nil)
         search.maxLengthRatio = maxLengthRatio
@@ -92,7 +90,7 @@ struct Translate: ParsableCommand {
                                                         maxSourceLength: maxSourceLength, workers: workers)
             for translation in translations {
                 if translation.truncated {
-                    FileHandle.standardError.write(Data("mt-translate: warning: line \(index + 1) is longer than \(maxSourceLength) pieces and was cut\n".utf8))
+                    Failure.printWarning("mt-translate", "line \(index + 1) is longer than \(maxSourceLength) pieces and was cut")
                 }
                 if let heatmap, index + 1 == heatmapLine, let best = translation.hypotheses.first {
                     let target = best.hypothesis.tokens.map { translator.target.idToPiece($0) ?? "?" }
