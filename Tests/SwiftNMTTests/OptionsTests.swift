@@ -67,7 +67,7 @@ final class OptionsTests: XCTestCase {
     func testLayersApplyInOrder() throws {
         let dir = try temporaryDirectory()
         try "dropout: 0.1\nseed: 5\nvalid-every: 7\nbatch-tokens: 2000\nthreads: 4\n"
-            .write(toFile: dir + "/" + TrainingRun.optionsFile, atomically: true, encoding: .utf8)
+            .write(toFile: ModelDirectory(dir).optionsPath, atomically: true, encoding: .utf8)
         try "dropout: 0.2\nseed: 6\n".write(toFile: dir + "/config.yaml", atomically: true, encoding: .utf8)
         let options = try TrainingOptions.resolve(resuming: dir, config: dir + "/config.yaml", flags: ["--seed", "7"])
         XCTAssertEqual(options.dropout, 0.2, "--config over the saved options")
@@ -145,8 +145,8 @@ final class OptionsTests: XCTestCase {
         XCTAssertThrowsError(try JSONDecoder().decode(ModelConfig.self, from: Data("{\"embed-size\": 8}".utf8)))
 
         let shipped = Self.repository + "/checkpoints/multi30k-en-de"
-        if FileManager.default.fileExists(atPath: shipped + "/" + ModelFiles.config) {
-            XCTAssertEqual(try ModelFiles.loadConfig(from: shipped), .reference())
+        if FileManager.default.fileExists(atPath: shipped + "/model.json") {
+            XCTAssertEqual(try ModelDirectory(shipped).loadConfig(), ModelConfig.reference())
         }
     }
 }
