@@ -136,12 +136,6 @@ void nmt_attention_backward(int Ts, int B, int A, int C, const float *keys, cons
     }
 }
 
-NMT_VECTOR static float row_max(const float *x, int n) {
-    float m = -INFINITY;
-    for (int i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
-
 NMT_VECTOR static void row_exp_sums(const float *x, int n, float shift, float *expSum, float *plainSum) {
     float s = 0.0f, t = 0.0f;
 #pragma clang loop vectorize(enable) interleave(enable)
@@ -161,7 +155,7 @@ double nmt_label_smoothed_xent(float *logits, int N, int V, const int32_t *targe
         float *x = logits + (size_t)r * V;
         float w = weights[r];
         if (w == 0.0f) { memset(x, 0, sizeof(float) * (size_t)V); continue; }
-        float m = row_max(x, V), expSum, plainSum;
+        float m = nmt_row_max(x, V), expSum, plainSum;
         row_exp_sums(x, V, m, &expSum, &plainSum);
         double lse = (double)m + log((double)expSum);
         int y = targets[r];

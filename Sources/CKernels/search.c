@@ -4,12 +4,6 @@
 
 float nmt_logf(float v);
 
-NMT_VECTOR static float block_max(const float *x, size_t n) {
-    float m = -INFINITY;
-    for (size_t i = 0; i < n; i++) m = x[i] > m ? x[i] : m;
-    return m;
-}
-
 NMT_VECTOR static float shifted_exp_total(const float *x, size_t n, float shift) {
     float s = 0.0f;
 #pragma clang loop vectorize(enable) interleave(enable)
@@ -18,7 +12,7 @@ NMT_VECTOR static float shifted_exp_total(const float *x, size_t n, float shift)
 }
 
 float nmt_log_sum_exp(const float *x, size_t n) {
-    float m = block_max(x, n);
+    float m = nmt_row_max(x, n);
     return m + nmt_logf(shifted_exp_total(x, n, m));
 }
 
@@ -26,7 +20,7 @@ void nmt_top_k(const float *x, size_t n, int k, int32_t *idx, float *val) {
     for (int j = 0; j < k; j++) { idx[j] = -1; val[j] = -INFINITY; }
     for (size_t b = 0; b < n; b += 32) {
         size_t e = b + 32 < n ? b + 32 : n;
-        if (block_max(x + b, e - b) <= val[k - 1]) continue;
+        if (nmt_row_max(x + b, e - b) <= val[k - 1]) continue;
         for (size_t i = b; i < e; i++) {
             float v = x[i];
             if (v <= val[k - 1]) continue;

@@ -1,5 +1,6 @@
 #ifndef NMT_VMATH_H
 #define NMT_VMATH_H
+#include <stddef.h>
 #include <stdint.h>
 #include <string.h>
 
@@ -50,5 +51,9 @@ static inline float tanh_approx(float x) {
 }
 
 static inline float sigmoid_approx(float x) { return 1.0f / (1.0f + exp_approx(-x)); }
+
+// The largest of x[0..n), -INFINITY when n is 0: the shift of every softmax and the block test of
+// top-k (kernels.c).
+float nmt_row_max(const float *x, size_t n);
 
 #endif

@@ -108,6 +108,18 @@ public final class Seq2Seq {
         }
     }
 
+    /// One forward and backward pass on a batch of `sentences` pairs of the given lengths (target
+    /// without EOS): the largest shape to come, so that the workspaces are allocated, and their pages
+    /// faulted in, before the first timed update instead of growing each time a longer batch arrives.
+    /// Uses its own random numbers, so a training run is the same with or without it.
+    public func warmUp(sentences: Int, sourceLength: Int, targetLength: Int, dropout: Float, labelSmoothing: Float) {
+        let filler = SpecialTokens.unk
+        let batch = Batch(sources: Array(repeating: Array(repeating: filler, count: max(1, sourceLength)), count: sentences),
+                          targets: Array(repeating: Array(repeating: filler, count: targetLength), count: sentences))
+        var rng = RandomSource(seed: 0)
+        train(batch, dropout: dropout, labelSmoothing: labelSmoothing, rng: &rng)
+    }
+
     /// Forward pass over a batch; with `computeGradients` also the backward pass, which sets
     /// `gradients` to d(loss / tokens)/dθ (they are overwritten, not accumulated).
     @discardableResult

@@ -42,7 +42,7 @@ public struct ModelDirectory: Sendable {
 
     public func create() throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
-            throw FileError(path, "cannot be created: \((error as NSError).localizedDescription)")
+            throw FileError("create", path, (error as NSError).localizedDescription)
         }
     }
 
@@ -115,7 +115,7 @@ public struct ModelDirectory: Sendable {
             let destination = path + "/" + (file as NSString).lastPathComponent
             try? fm.removeItem(atPath: destination)
             do { try fm.copyItem(atPath: file, toPath: destination) } catch {
-                throw FileError(file, "cannot be copied into \(path): \((error as NSError).localizedDescription)")
+                throw FileError("copy", "\(file) into \(path)", (error as NSError).localizedDescription)
             }
         }
         let files = VocabularyFiles(sourceLang: sourceLang, targetLang: targetLang, sourceModel: (sourceModel as NSString).lastPathComponent,
@@ -180,7 +180,7 @@ public struct ModelDirectory: Sendable {
         let previous = try? fm.destinationOfSymbolicLink(atPath: lastPath)
         try? fm.removeItem(atPath: temporaryLink)
         guard symlink(name, temporaryLink) == 0, rename(temporaryLink, lastPath) == 0 else {
-            throw FileError(lastPath, "cannot be switched to \(name): \(FileError.systemReason())")
+            throw FileError("switch", "\(lastPath) to \(name)", FileError.systemReason())
         }
         let dirfd = open(path, O_RDONLY)
         if dirfd >= 0 { fsync(dirfd); close(dirfd) }

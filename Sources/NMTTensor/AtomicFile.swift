@@ -1,11 +1,14 @@
 import Foundation
 
-/// A file that could not be read or written, in plain words: what failed, on which file, why.
+/// A file operation that failed, in plain words: "cannot OPERATION PATH: why".
 public struct FileError: Error, CustomStringConvertible, Equatable {
+    public let operation: String
     public let path: String
     public let reason: String
 
-    public init(_ path: String, _ reason: String) {
+    /// `operation` is a verb: "read", "write", "create", "copy" …
+    public init(_ operation: String, _ path: String, _ reason: String) {
+        self.operation = operation
         self.path = path
         self.reason = reason
     }
@@ -13,7 +16,7 @@ public struct FileError: Error, CustomStringConvertible, Equatable {
     /// The reason the last system call failed (strerror of errno).
     public static func systemReason() -> String { String(cString: strerror(errno)) }
 
-    public var description: String { "\(path): \(reason)" }
+    public var description: String { "cannot \(operation) \(path): \(reason)" }
 }
 
 /// Atomic file replacement: write a temporary file beside the target, fsync it, rename it over the
@@ -24,7 +27,7 @@ public enum AtomicFile {
         let directory = url.deletingLastPathComponent().path
         let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())"
         let fd = open(temporary, O_WRONLY | O_CREAT | O_TRUNC, 0o644)
-        guard fd >= 0 else { throw FileError(path, "cannot be written: \(FileError.systemReason())") }
+        guard fd >= 0 else { throw FileError("write", path, FileError.systemReason()) }
         var failure: String?
         data.withUnsafeBytes { raw in
             var written = 0
@@ -40,7 +43,7 @@ public enum AtomicFile {
         if failure == nil && rename(temporary, path) != 0 { failure = FileError.systemReason() }
         if let failure {
             unlink(temporary)
-            throw FileError(path, "cannot be written: \(failure)")
+            throw FileError("write", path, failure)
         }
         let dirfd = open(directory, O_RDONLY)
         if dirfd >= 0 { fsync(dirfd); close(dirfd) }

@@ -2,8 +2,8 @@ import CBLAS
 
 /// Row-major matrix products through OpenBLAS. Every matrix product in SwiftNMT goes through here.
 public enum BLAS {
-    /// When set, every gemm/gemv adds its 2·m·n·k here (a test checks the analytic FLOP count with it).
-    nonisolated(unsafe) public static var flopTally: Double?
+    /// When set, every gemm/gemv adds its 2·m·n·k here: a test hook (the test checks the analytic FLOP count with it).
+    nonisolated(unsafe) static var flopTally: Double?
 
     /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
     @inline(__always)

@@ -45,31 +45,3 @@ public final class FloatBuffer {
 
     public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }
-
-/// Growable Int32 storage for token ids, with the same reuse rules as `FloatBuffer`.
-public final class IntBuffer {
-    public private(set) var count: Int
-    public private(set) var pointer: UnsafeMutablePointer<Int32>
-
-    public init(count: Int) {
-        self.count = count
-        pointer = .allocate(capacity: max(count, 1))
-        pointer.initialize(repeating: 0, count: max(count, 1))
-    }
-
-    deinit { pointer.deallocate() }
-
-    public func reserve(_ minimumCount: Int) {
-        guard minimumCount > count else { return }
-        let newCount = max(minimumCount, count + count / 4)
-        pointer.deallocate()
-        pointer = .allocate(capacity: newCount)
-        pointer.initialize(repeating: 0, count: newCount)
-        count = newCount
-    }
-
-    public subscript(i: Int) -> Int32 {
-        get { pointer[i] }
-        set { pointer[i] = newValue }
-    }
-}

@@ -81,16 +81,11 @@ public enum Benchmarks {
         let adam = Adam(parameterCount: model.parameters.count)
         let data = given ?? syntheticBatches(config: config, batchSize: batchSize, batches: batches, lengths: lengths, seed: 3)
         var rng = RandomSource(seed: 5)
-        // Warm up on a batch as large in every dimension as any timed one, so that workspaces are
-        // allocated (and their pages faulted in) before timing, as the trainer does.
+        // Workspaces for a batch as large in every dimension as any timed one, as the trainer allocates them.
         let lengths = data.map(lengthsOf)
-        let largest = Batch(sources: Array(repeating: Array(repeating: SpecialTokens.unk, count: lengths.flatMap(\.0).max()!),
-                                           count: data.map(\.size).max()!),
-                            targets: Array(repeating: Array(repeating: SpecialTokens.unk, count: lengths.flatMap(\.1).max()!),
-                                           count: data.map(\.size).max()!))
-        for batch in [largest, data.first!] {
-            model.train(batch, dropout: 0.1, labelSmoothing: 0.1, rng: &rng)
-        }
+        model.warmUp(sentences: data.map(\.size).max()!, sourceLength: lengths.flatMap(\.0).max()!,
+                     targetLength: lengths.flatMap(\.1).max()!, dropout: 0.1, labelSmoothing: 0.1)
+        model.train(data.first!, dropout: 0.1, labelSmoothing: 0.1, rng: &rng)
         // Token and FLOP counts are taken before the clock starts; the timed loop only trains.
         let tokens = data.reduce(0) { $0 + $1.targetTokenCount }
         let flops = lengths.reduce(0.0) { $0 + FlopCount.trainingStep(config, sourceLengths: $1.0, targetLengths: $1.1) }

@@ -234,17 +234,11 @@ public final class Trainer {
         }
     }
 
-    /// One forward and backward pass on a batch of the largest shape the data can produce, so the
-    /// workspaces are allocated once, before the first timed update, instead of growing (and
-    /// faulting in fresh pages) each time a longer batch comes along. Uses its own random numbers,
-    /// so the training run is the same with or without it.
+    /// Allocates the workspaces for the largest batch the data can produce, before the first timed update.
     func warmUpWorkspaces() {
         guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max(), let t = targetLengths.max() else { return }
-        let count = min(size, sourceLengths.count)
-        let batch = Batch(sources: Array(repeating: Array(repeating: SpecialTokens.unk, count: max(1, s)), count: count),
-                          targets: Array(repeating: Array(repeating: SpecialTokens.unk, count: t), count: count))
-        var rng = RandomSource(seed: 0)
-        model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &rng)
+        model.warmUp(sentences: min(size, sourceLengths.count), sourceLength: s, targetLength: t, dropout: options.dropout,
+                     labelSmoothing: options.labelSmoothing)
     }
 
     /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.

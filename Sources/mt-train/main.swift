@@ -73,7 +73,7 @@ struct Train: ParsableCommand {
             if let plot {
                 let files = ModelDirectory(plot)
                 // The plot skips a missing log quietly (a run may not have logged yet); asked for, it is a failure.
-                guard FileManager.default.fileExists(atPath: files.logPath) else { throw FileError(files.logPath, "does not exist") }
+                guard FileManager.default.fileExists(atPath: files.logPath) else { throw FileError("read", files.logPath, "No such file or directory") }
                 try TrainingPlot.write(logPath: files.logPath, to: files.plotPath, title: "SwiftNMT training: \(plot)")
                 return
             }
