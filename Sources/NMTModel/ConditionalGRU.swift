@@ -146,12 +146,16 @@ final class ConditionalGRUActivations {
     let dInputProjection = FloatBuffer(count: 0), dRecurrent1 = FloatBuffer(count: 0), dGRU2InputProjection = FloatBuffer(count: 0)
     let dQueryAndRecurrent = FloatBuffer(count: 0)
 
+    /// Without gradients (search), nothing goes backward, so GRU2 overwrites GRU1's cache instead of keeping its own.
+    private(set) var keepsCaches = true
+
     func reserve(_ layer: ConditionalGRU, steps: Int, batch: Int, sourceSteps: Int, gradients: Bool) {
         self.steps = steps
         self.batch = batch
+        keepsCaches = gradients
         let rows = steps * batch, d = layer.hiddenSize, qw = layer.queryWidth
         for (buffer, size) in [(queryBias, qw), (states, (steps + 1) * batch * d), (recurrent1, batch * 3 * d),
-                               (gru2InputProjection, batch * 3 * d), (cache1, rows * 4 * d), (cache2, rows * 4 * d),
+                               (gru2InputProjection, batch * 3 * d), (cache1, rows * 4 * d), (cache2, gradients ? rows * 4 * d : 0),
                                (intermediate, rows * d), (queryAndRecurrent, rows * qw), (alpha, rows * sourceSteps),
                                (contexts, rows * layer.contextSize)] {
             buffer.reserve(size)
@@ -172,7 +176,8 @@ final class ConditionalGRUActivations {
                                    intermediate: intermediate.pointer + j * b * d,
                                    queryAndRecurrent: queryAndRecurrent.pointer + j * b * layer.queryWidth,
                                    alpha: alpha.pointer + j * b * sourceSteps, context: contexts.pointer + j * b * layer.contextSize,
-                                   gru2InputProjection: gru2InputProjection.pointer, cache2: cache2.pointer + j * b * 4 * d,
+                                   gru2InputProjection: gru2InputProjection.pointer,
+                                   cache2: (keepsCaches ? cache2 : cache1).pointer + j * b * 4 * d,
                                    state: states.pointer + (j + 1) * b * d)
     }
 

@@ -48,7 +48,6 @@ public final class IncrementalDecoder: IncrementalDecoding {
     private let embedded = FloatBuffer(count: 0)          // [R, E]
     private let inputProjection = FloatBuffer(count: 0)   // [R, 3D]: GRU1's, then each stacked layer's
     private let conditional = ConditionalGRUActivations()  // one step of R rows
-    private let stackedRecurrent = FloatBuffer(count: 0), stackedCache = FloatBuffer(count: 0)  // [R, 3D], [R, 4D]
     /// states[l]: current state of decoder layer l (0: the conditional GRU's output).
     private var states: [FloatBuffer] = [], nextStates: [FloatBuffer] = []
     private let deep = DeepOutput.Activations()
@@ -93,8 +92,7 @@ public final class IncrementalDecoder: IncrementalDecoding {
         for (buffer, size) in [(mean, b * cs), (sentenceKeys, ts * b * a), (initial, b * d),
                                (annotations, ts * r * cs), (keys, ts * r * a), (mask, ts * r),
                                (spareAnnotations, ts * r * cs), (spareKeys, ts * r * a), (spareMask, ts * r),
-                               (embedded, r * c.embedSize), (inputProjection, r * 3 * d),
-                               (stackedRecurrent, r * 3 * d), (stackedCache, r * 4 * d), (rowLogSumExp, r)] {
+                               (embedded, r * c.embedSize), (inputProjection, r * 3 * d), (rowLogSumExp, r)] {
             buffer.reserve(size)
         }
         for s in states + nextStates { s.reserve(r * d) }
@@ -130,10 +128,11 @@ public final class IncrementalDecoder: IncrementalDecoding {
         cgru.forward(p, queryBias: conditional.queryBias.pointer, rows: r,
                      source: ConditionalGRU.Source(keys: keys.pointer, annotations: annotations.pointer, mask: mask.pointer, steps: sourceSteps),
                      step: step)
+        // The stacked layers reuse the conditional GRU's scratch: nothing goes backward in search.
         for (l, layer) in layers.stacked.enumerated() {
             layer.projectInputs(p, nextStates[l].pointer, rows: r, into: inputProjection.pointer)
             layer.step(p, inputProjection: inputProjection.pointer, previous: states[l + 1].pointer, rows: r, mask: nil,
-                       recurrent: stackedRecurrent.pointer, cache: stackedCache.pointer, into: nextStates[l + 1].pointer)
+                       recurrent: conditional.recurrent1.pointer, cache: conditional.cache1.pointer, into: nextStates[l + 1].pointer)
         }
         swap(&states, &nextStates)
         var noDropout = RandomSource(seed: 0)
