@@ -3,19 +3,19 @@ import NMTTensor
 /// A batch of sentence pairs, time-major and padded (row t·B + b is sentence b at step t).
 ///   sourceTokens, sourceMask [Ts·B]   targetInput (BOS y1 … yn), targetOutput (y1 … yn EOS), targetMask [Tt·B]
 public struct Batch: Sendable {
-    public let size: Int
-    public let sourceSteps: Int
-    public let targetSteps: Int
-    public var sourceTokens: [Int32]
-    public var sourceMask: [Float]
-    public var targetInput: [Int32]
-    public var targetOutput: [Int32]
-    public var targetMask: [Float]
+    package let size: Int
+    package let sourceSteps: Int
+    package let targetSteps: Int
+    package var sourceTokens: [Int32]
+    package var sourceMask: [Float]
+    package var targetInput: [Int32]
+    package var targetOutput: [Int32]
+    package var targetMask: [Float]
     /// Real target tokens (EOS included): the loss is normalized by this.
-    public let targetTokenCount: Int
+    package let targetTokenCount: Int
 
     /// `sources` and `targets` hold ids without BOS/EOS; empty sources are allowed.
-    public init(sources: [[Int32]], targets: [[Int32]]) {
+    package init(sources: [[Int32]], targets: [[Int32]]) {
         precondition(sources.count == targets.count && !sources.isEmpty)
         let b = sources.count
         size = b

@@ -4,9 +4,9 @@ import NMTTensor
 /// Every matrix product of m×k by k×n counts 2·m·n·k. The backward pass does two products of the
 /// same size for each forward product (input gradient and weight gradient), so a training step
 /// costs 3 × the forward FLOPs. Counted over real (unpadded) lengths, so padding is not credited.
-public enum FlopCount {
+package enum FlopCount {
     /// Forward FLOPs for sentence pairs with the given source and target lengths (target without EOS).
-    public static func forward(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
+    package static func forward(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
         let e = Double(c.embedSize), he = Double(c.encoderHiddenSize), cs = Double(c.contextSize)
         let d = Double(c.decoderHiddenSize), a = Double(c.attentionSize), v = Double(c.targetVocabSize)
         let b = Double(sourceLengths.count)
@@ -30,7 +30,7 @@ public enum FlopCount {
         return flops
     }
 
-    public static func trainingStep(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
+    package static func trainingStep(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
         3 * forward(c, sourceLengths: sourceLengths, targetLengths: targetLengths)
     }
 }

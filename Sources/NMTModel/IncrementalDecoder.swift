@@ -4,7 +4,7 @@ import NMTTensor
 /// What a search needs from a model, and all it may touch: encode the sources and start a number of
 /// rows per sentence, advance every row by one token, and move rows around. (JoeyNMT's search receives
 /// a decoder the same way; an ensemble is another implementation.)
-public protocol IncrementalDecoding: AnyObject {
+package protocol IncrementalDecoding: AnyObject {
     var targetVocabSize: Int { get }
     /// Rows (hypotheses) in the current step; the rows of sentence s are s·k … s·k+k−1 after `start`.
     var rows: Int { get }
@@ -36,9 +36,9 @@ public protocol IncrementalDecoding: AnyObject {
 ///
 /// Shapes (R rows, Ts source steps): annotations [Ts·R, C], keys [Ts·R, A], mask [Ts·R],
 /// states[l] [R, D], logits [R, Vt], logSumExp [R].
-public final class IncrementalDecoder: IncrementalDecoding {
-    public let model: Seq2Seq
-    public private(set) var rows = 0, sourceSteps = 0
+package final class IncrementalDecoder: IncrementalDecoding {
+    package let model: Seq2Seq
+    package private(set) var rows = 0, sourceSteps = 0
     // The source side, a copy per row.
     private var annotations = FloatBuffer(count: 0), keys = FloatBuffer(count: 0), mask = FloatBuffer(count: 0)
     private var spareAnnotations = FloatBuffer(count: 0), spareKeys = FloatBuffer(count: 0), spareMask = FloatBuffer(count: 0)
@@ -53,21 +53,21 @@ public final class IncrementalDecoder: IncrementalDecoding {
     private let deep = DeepOutput.Activations()
     private let rowLogSumExp = FloatBuffer(count: 0)
 
-    public init(model: Seq2Seq) {
+    package init(model: Seq2Seq) {
         self.model = model
         states = (0..<model.config.decoderLayers - 1).map { _ in FloatBuffer(count: 0) }
         nextStates = (0..<model.config.decoderLayers - 1).map { _ in FloatBuffer(count: 0) }
     }
 
-    public func replica() -> any IncrementalDecoding { IncrementalDecoder(model: model.replica()) }
+    package func replica() -> any IncrementalDecoding { IncrementalDecoder(model: model.replica()) }
 
     private var layers: DecoderWeights { model.decoderWeights }
-    public var targetVocabSize: Int { model.config.targetVocabSize }
-    public var logits: UnsafePointer<Float> { UnsafePointer(deep.logits.pointer) }
-    public var logSumExp: UnsafePointer<Float> { UnsafePointer(rowLogSumExp.pointer) }
-    public var attention: UnsafePointer<Float> { UnsafePointer(conditional.alpha.pointer) }
+    package var targetVocabSize: Int { model.config.targetVocabSize }
+    package var logits: UnsafePointer<Float> { UnsafePointer(deep.logits.pointer) }
+    package var logSumExp: UnsafePointer<Float> { UnsafePointer(rowLogSumExp.pointer) }
+    package var attention: UnsafePointer<Float> { UnsafePointer(conditional.alpha.pointer) }
 
-    public func start(sources: [[Int32]], beams: Int) {
+    package func start(sources: [[Int32]], beams: Int) {
         let batch = Batch(sources: sources, targets: sources.map { _ in [] })
         var rng = RandomSource(seed: 0)  // dropout is off: no number is drawn
         batch.sourceTokens.withUnsafeBufferPointer { tokens in
@@ -117,7 +117,7 @@ public final class IncrementalDecoder: IncrementalDecoding {
         }
     }
 
-    public func step(previous: UnsafePointer<Int32>) {
+    package func step(previous: UnsafePointer<Int32>) {
         let c = model.config, p = model.parameters, cgru = layers.conditionalGRU
         let r = rows, v = c.targetVocabSize
         Embedding.forward(table: p[layers.embedding], ids: previous, count: r, width: c.embedSize, into: embedded.pointer)
@@ -141,7 +141,7 @@ public final class IncrementalDecoder: IncrementalDecoding {
         for row in 0..<r { rowLogSumExp[row] = nmt_log_sum_exp(deep.logits.pointer + row * v, v) }
     }
 
-    public func reorder(parents: UnsafePointer<Int32>) {
+    package func reorder(parents: UnsafePointer<Int32>) {
         let d = model.config.decoderHiddenSize
         for l in states.indices {
             let from = states[l].pointer, to = nextStates[l].pointer
@@ -151,7 +151,7 @@ public final class IncrementalDecoder: IncrementalDecoding {
     }
 
     /// Gathers states, annotations, keys and mask of the kept rows, so finished sentences cost nothing in later steps.
-    public func compact(kept: UnsafePointer<Int32>, count: Int) {
+    package func compact(kept: UnsafePointer<Int32>, count: Int) {
         let c = model.config, d = c.decoderHiddenSize, cs = c.contextSize, a = c.attentionSize, ts = sourceSteps, old = rows
         for l in states.indices {
             for i in 0..<count { (nextStates[l].pointer + i * d).update(from: states[l].pointer + Int(kept[i]) * d, count: d) }

@@ -3,27 +3,27 @@ import NMTTensor
 /// The architecture of a model: everything needed to lay out its parameters.
 /// `docs/model.md` gives the equations and every parameter's name and shape.
 public struct ModelConfig: Codable, Equatable, Sendable {
-    public var sourceVocabSize: Int
-    public var targetVocabSize: Int
+    package var sourceVocabSize: Int
+    package var targetVocabSize: Int
     /// E: embedding size; also the deep output size, so the output projection can be tied to the target embedding.
-    public var embedSize: Int
+    package var embedSize: Int
     /// Hidden size of each direction of the bidirectional encoder layer; annotations are twice this.
-    public var encoderHiddenSize: Int
+    package var encoderHiddenSize: Int
     /// Encoder GRU layers: the first is bidirectional, the rest unidirectional over the annotations.
-    public var encoderLayers: Int
+    package var encoderLayers: Int
     /// D: hidden size of every decoder GRU.
-    public var decoderHiddenSize: Int
+    package var decoderHiddenSize: Int
     /// Decoder GRU layers, at least 2: the conditional GRU's two, then further stacked layers.
-    public var decoderLayers: Int
+    package var decoderLayers: Int
     /// A: size of the additive attention's hidden layer.
-    public var attentionSize: Int
+    package var attentionSize: Int
     /// One embedding table for source and target (requires a joint vocabulary).
-    public var sharedEmbeddings: Bool
+    package var sharedEmbeddings: Bool
     /// The output projection reuses the target embedding table.
-    public var tiedOutput: Bool
+    package var tiedOutput: Bool
 
     /// The default sizes are the reference model's (and `mt-train`'s defaults).
-    public init(sourceVocabSize: Int, targetVocabSize: Int, embedSize: Int = 256, encoderHiddenSize: Int = 256,
+    package init(sourceVocabSize: Int, targetVocabSize: Int, embedSize: Int = 256, encoderHiddenSize: Int = 256,
                 encoderLayers: Int = 1, decoderHiddenSize: Int = 512, decoderLayers: Int = 2, attentionSize: Int = 512,
                 sharedEmbeddings: Bool = false, tiedOutput: Bool = false) {
         self.sourceVocabSize = sourceVocabSize
@@ -82,9 +82,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     /// C: size of an encoder annotation.
-    public var contextSize: Int { 2 * encoderHiddenSize }
+    package var contextSize: Int { 2 * encoderHiddenSize }
 
-    public func validate() throws {
+    package func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ModelError.invalidConfig(message) } }
         try check(sourceVocabSize > 4 && targetVocabSize > 4, "vocabulary sizes must be > 4")
         try check(embedSize > 0 && encoderHiddenSize > 0 && decoderHiddenSize > 0 && attentionSize > 0, "sizes must be positive")
@@ -94,11 +94,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 }
 
-public enum ModelError: Error, CustomStringConvertible {
+package enum ModelError: Error, CustomStringConvertible {
     case invalidConfig(String)
     case shapeMismatch(String)
 
-    public var description: String {
+    package var description: String {
         switch self {
         case .invalidConfig(let m): return "invalid model configuration: \(m)"
         case .shapeMismatch(let m): return "shape mismatch: \(m)"

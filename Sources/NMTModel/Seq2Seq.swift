@@ -2,29 +2,29 @@ import CKernels
 import NMTTensor
 
 /// What one forward pass over a batch measured.
-public struct LossResult: Sendable {
+package struct LossResult: Sendable {
     /// Label-smoothed cross-entropy summed over real target tokens.
-    public var lossSum: Double
+    package var lossSum: Double
     /// Plain negative log-likelihood summed over real target tokens (for perplexity).
-    public var nllSum: Double
-    public var tokens: Int
+    package var nllSum: Double
+    package var tokens: Int
     /// The training objective: lossSum / tokens.
-    public var loss: Double { lossSum / Double(max(tokens, 1)) }
+    package var loss: Double { lossSum / Double(max(tokens, 1)) }
 }
 
 /// The encoder-decoder: its parameters (one flat buffer with named views), their gradients,
 /// and the teacher-forced forward and backward passes. Equations and names: docs/model.md.
 public final class Seq2Seq {
-    public let config: ModelConfig
-    public let layout: ParameterLayout
+    package let config: ModelConfig
+    package let layout: ParameterLayout
     public let parameters: ParameterBuffer
-    public let gradients: ParameterBuffer
+    package let gradients: ParameterBuffer
     let encoderWeights: EncoderWeights
     let decoderWeights: DecoderWeights
     let encoder: Encoder
     let decoder: Decoder
 
-    public init(config: ModelConfig, seed: UInt64 = 1) throws {
+    package init(config: ModelConfig, seed: UInt64 = 1) throws {
         try config.validate()
         self.config = config
         (layout, encoderWeights, decoderWeights) = Seq2Seq.makeLayout(config)
@@ -38,7 +38,7 @@ public final class Seq2Seq {
 
     /// Another handle on the same parameters (and gradient buffer) with workspaces of its own, so that
     /// several threads can translate at once. Nothing may train while replicas are in use.
-    public func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
+    package func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
 
     private init(sharing other: Seq2Seq) {
         config = other.config
@@ -112,7 +112,7 @@ public final class Seq2Seq {
     /// without EOS): the largest shape to come, so that the workspaces are allocated, and their pages
     /// faulted in, before the first timed update instead of growing each time a longer batch arrives.
     /// Uses its own random numbers, so a training run is the same with or without it.
-    public func warmUp(sentences: Int, sourceLength: Int, targetLength: Int, dropout: Float, labelSmoothing: Float) {
+    package func warmUp(sentences: Int, sourceLength: Int, targetLength: Int, dropout: Float, labelSmoothing: Float) {
         let filler = SpecialTokens.unk
         let batch = Batch(sources: Array(repeating: Array(repeating: filler, count: max(1, sourceLength)), count: sentences),
                           targets: Array(repeating: Array(repeating: filler, count: targetLength), count: sentences))
@@ -123,7 +123,7 @@ public final class Seq2Seq {
     /// Forward pass over a batch; with `computeGradients` also the backward pass, which sets
     /// `gradients` to d(loss / tokens)/dθ (they are overwritten, not accumulated).
     @discardableResult
-    public func train(_ batch: Batch, dropout: Float = 0, labelSmoothing: Float = 0, rng: inout RandomSource,
+    package func train(_ batch: Batch, dropout: Float = 0, labelSmoothing: Float = 0, rng: inout RandomSource,
                       computeGradients: Bool = true) -> LossResult {
         let b = batch.size, ts = batch.sourceSteps, tt = batch.targetSteps
         return batch.sourceTokens.withUnsafeBufferPointer { srcTokens in

@@ -16,7 +16,7 @@ import NMTText
 /// Every file is replaced atomically, and `last` is switched by renaming a symbolic link, so a crash at
 /// any moment leaves the directory on a complete model and a complete checkpoint.
 public struct ModelDirectory: Sendable {
-    public let path: String
+    package let path: String
 
     public init(_ path: String) { self.path = path }
 
@@ -25,22 +25,22 @@ public struct ModelDirectory: Sendable {
 
     public var logPath: String { path + "/" + Self.logFile }
     public var plotPath: String { path + "/" + Self.plotFile }
-    public var optionsPath: String { path + "/" + Self.optionsFile }
+    package var optionsPath: String { path + "/" + Self.optionsFile }
     /// The checkpoint `last` points to.
-    public var lastPath: String { path + "/" + Self.lastLink }
+    package var lastPath: String { path + "/" + Self.lastLink }
 
-    public enum Error: Swift.Error, CustomStringConvertible {
+    package enum Error: Swift.Error, CustomStringConvertible {
         case missing(String)
         case mismatch(String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .missing(let m), .mismatch(let m): return m
             }
         }
     }
 
-    public func create() throws {
+    package func create() throws {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw FileError("create", path, (error as NSError).localizedDescription)
         }
@@ -49,7 +49,7 @@ public struct ModelDirectory: Sendable {
     // MARK: The model: configuration and weights
 
     /// Writes model.json and model.safetensors into the directory (or into `subdirectory` of it).
-    public func saveModel(_ model: Seq2Seq, dtype: SafeTensors.DType = .f32, in subdirectory: String? = nil) throws {
+    package func saveModel(_ model: Seq2Seq, dtype: SafeTensors.DType = .f32, in subdirectory: String? = nil) throws {
         let directory = subdirectory.map { path + "/" + $0 } ?? path
         try ModelDirectory(directory).create()
         let tensors = model.layout.views.map { view in
@@ -64,7 +64,7 @@ public struct ModelDirectory: Sendable {
         try AtomicFile.write(try Self.prettyJSON(model.config), to: directory + "/" + Self.configFile)
     }
 
-    public func loadConfig() throws -> ModelConfig {
+    package func loadConfig() throws -> ModelConfig {
         let file = path + "/" + Self.configFile
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.configFile) is missing")
@@ -76,17 +76,17 @@ public struct ModelDirectory: Sendable {
 
     /// Loads the model, checking that every tensor the configuration needs is present with its shape
     /// and that nothing else is there; names the first difference.
-    public func loadModel() throws -> Seq2Seq {
+    package func loadModel() throws -> Seq2Seq {
         let model = try Seq2Seq(config: try loadConfig())
         try loadWeights(into: model)
         return model
     }
 
     /// Reads the directory's weights into `model`.
-    public func loadWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: nil) }
+    package func loadWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: nil) }
 
     /// Reads the weights of the checkpoint `last` into `model`.
-    public func loadCheckpointWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: Self.lastLink) }
+    package func loadCheckpointWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: Self.lastLink) }
 
     private func loadWeights(into model: Seq2Seq, from subdirectory: String?) throws {
         let file = (subdirectory.map { path + "/" + $0 } ?? path) + "/" + Self.weightsFile
@@ -109,7 +109,7 @@ public struct ModelDirectory: Sendable {
     // MARK: The vocabulary
 
     /// Copies the SentencePiece model file(s) into the directory and writes vocabulary.json.
-    public func installVocabulary(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) throws {
+    package func installVocabulary(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) throws {
         let fm = FileManager.default
         for file in Set([sourceModel, targetModel]) {
             let destination = path + "/" + (file as NSString).lastPathComponent
@@ -124,7 +124,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// The source and target SentencePiece models (one object when the vocabulary is joint).
-    public func loadVocabulary() throws -> (files: VocabularyFiles, source: SentencePiece, target: SentencePiece) {
+    package func loadVocabulary() throws -> (files: VocabularyFiles, source: SentencePiece, target: SentencePiece) {
         let file = path + "/" + Self.vocabularyFile
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.vocabularyFile) is missing")
@@ -139,7 +139,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Checks that a directory exists and holds a model, before anything is loaded from it.
-    public func checkExists() throws {
+    package func checkExists() throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {
             throw Error.missing("model directory \(path) does not exist")
@@ -148,18 +148,18 @@ public struct ModelDirectory: Sendable {
 
     // MARK: The training options' text
 
-    public func writeOptions(_ text: String) throws { try AtomicFile.write(Data(text.utf8), to: optionsPath) }
+    package func writeOptions(_ text: String) throws { try AtomicFile.write(Data(text.utf8), to: optionsPath) }
 
     /// training.yaml, or nil when there is none.
-    public func readOptions() -> String? { try? String(contentsOfFile: optionsPath, encoding: .utf8) }
+    package func readOptions() -> String? { try? String(contentsOfFile: optionsPath, encoding: .utf8) }
 
     // MARK: Checkpoints
 
     /// Whether the directory holds a training run that `--resume` could continue.
-    public var holdsTrainingRun: Bool { FileManager.default.fileExists(atPath: lastPath) }
+    package var holdsTrainingRun: Bool { FileManager.default.fileExists(atPath: lastPath) }
 
     /// Starting over: removes the old run's checkpoints and log.
-    public func removeTrainingRun() throws {
+    package func removeTrainingRun() throws {
         let fm = FileManager.default
         for item in (try? fm.contentsOfDirectory(atPath: path)) ?? []
         where item == Self.lastLink || item.hasPrefix(Self.lastLink + "-") || item == Self.logFile {
@@ -170,7 +170,7 @@ public struct ModelDirectory: Sendable {
     /// Writes a checkpoint into a new directory `last-UPDATE` (the model's weights and configuration plus
     /// the trainer's `files`), then points the symbolic link `last` at it with an atomic rename and removes
     /// the previous one. Weights and the trainer's files always change together.
-    public func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
+    package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
         let fm = FileManager.default
         let name = Self.lastLink + "-\(update)", target = path + "/" + name
         try? fm.removeItem(atPath: target)
@@ -188,7 +188,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// One of the trainer's files in the checkpoint `last` points to.
-    public func checkpointFile(_ name: String) throws -> Data {
+    package func checkpointFile(_ name: String) throws -> Data {
         let file = lastPath + "/" + name
         guard let data = FileManager.default.contents(atPath: file) else { throw Error.missing("\(file) is missing") }
         return data
@@ -202,14 +202,14 @@ public struct ModelDirectory: Sendable {
 }
 
 /// Which SentencePiece models a model directory uses (`vocabulary.json`).
-public struct VocabularyFiles: Codable, Equatable, Sendable {
-    public var sourceLang: String
-    public var targetLang: String
+package struct VocabularyFiles: Codable, Equatable, Sendable {
+    package var sourceLang: String
+    package var targetLang: String
     /// File names inside the model directory (the same file when the vocabulary is joint).
-    public var sourceModel: String
-    public var targetModel: String
+    package var sourceModel: String
+    package var targetModel: String
 
-    public init(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) {
+    package init(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) {
         self.sourceLang = sourceLang
         self.targetLang = targetLang
         self.sourceModel = sourceModel

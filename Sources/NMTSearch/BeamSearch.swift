@@ -7,16 +7,16 @@ import NMTText
 
 public struct BeamSearchOptions: Sendable {
     /// Hypotheses kept per sentence at each step (1: greedy).
-    public var beamSize = 5
+    package var beamSize = 5
     /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
-    public var lengthPenalty: Float = 1.0
+    package var lengthPenalty: Float = 1.0
     /// Output length limit: ratio × source length + offset tokens.
     public var maxLengthRatio: Float = 2.0
-    public var maxLengthOffset = 10
+    package var maxLengthOffset = 10
     /// Hypotheses returned per sentence (≤ beam size).
-    public var nBest = 1
+    package var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
-    public var alignments = false
+    package var alignments = false
 
     public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, nBest: Int = 1, alignments: Bool = false) {
         self.beamSize = beamSize
@@ -30,9 +30,9 @@ public struct Hypothesis: Sendable, Equatable {
     /// Target ids without EOS.
     public var tokens: [Int32]
     /// Sum of the log-probabilities of the tokens and of EOS.
-    public var logProbability: Float
+    package var logProbability: Float
     /// logProbability / (tokens.count + 1)^α: what hypotheses are ranked by.
-    public var score: Float
+    package var score: Float
     /// Per target position (EOS included), the attention over the source positions.
     public var alignment: [[Float]]
 }
@@ -42,16 +42,16 @@ public struct Hypothesis: Sendable, Equatable {
 /// gathered by parent index (`IncrementalDecoding.reorder`), as Marian's beam search does, and the
 /// rows of finished sentences are dropped (`compact`). Hypotheses are kept as back-pointers (a
 /// token and a parent per node), so a step copies no token lists.
-public final class BeamSearch {
+package final class BeamSearch {
     let decoder: any IncrementalDecoding
     /// Searches over replicas of the decoder, for the other workers of `searchInBatches`.
     private var replicas: [BeamSearch] = []
 
-    public init(decoder: any IncrementalDecoding) {
+    package init(decoder: any IncrementalDecoding) {
         self.decoder = decoder
     }
 
-    public convenience init(model: Seq2Seq) {
+    package convenience init(model: Seq2Seq) {
         self.init(decoder: IncrementalDecoder(model: model))
     }
 
@@ -62,7 +62,7 @@ public final class BeamSearch {
     /// The stages: start every sentence's rows, then step by step expand and select each sentence's
     /// beam, reorder the decoder's rows, and drop finished sentences; at the end, read the n-best lists
     /// off the tree of hypotheses.
-    public func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
+    package func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
         let k = max(1, options.beamSize)
         decoder.start(sources: sources, beams: k)
@@ -91,7 +91,7 @@ public final class BeamSearch {
     /// does then runs in parallel, not only the GEMMs (log-sum-exp, top-k, attention, copies and the
     /// bookkeeping are over 40 % of a step). Longest batches go first so that no worker is left with a long
     /// one at the end. The results do not depend on the number of workers.
-    public func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+    package func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
         let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
         let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }

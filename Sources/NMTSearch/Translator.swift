@@ -7,7 +7,7 @@ import NMTText
 /// One translated line.
 public struct Translation: Sendable {
     /// The best hypothesis, detokenized.
-    public var text: String
+    package var text: String
     /// The n-best list, best first, with its detokenized texts.
     public var hypotheses: [(text: String, hypothesis: Hypothesis)]
     /// The source was cut to the maximum length.
@@ -18,12 +18,12 @@ public struct Translation: Sendable {
 
 /// Raw text in, raw text out: SentencePiece encoding, batched beam search, decoding.
 public final class Translator {
-    public let model: Seq2Seq
-    public let source: SentencePiece
+    package let model: Seq2Seq
+    package let source: SentencePiece
     public let target: SentencePiece
-    public let search: BeamSearch
+    package let search: BeamSearch
 
-    public init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
+    package init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
         guard source.vocabularySize == model.config.sourceVocabSize, target.vocabularySize == model.config.targetVocabSize else {
             throw ModelDirectory.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
                                             + "do not match the model's \(model.config.sourceVocabSize)/\(model.config.targetVocabSize)")
@@ -65,7 +65,7 @@ public final class Translator {
     }
 
     /// The same over id sequences.
-    public func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+    package func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         search.searchInBatches(ids, options: options, batchSize: batchSize, workers: workers)
     }
 }

@@ -2,9 +2,9 @@ import Foundation
 
 /// A file operation that failed, in plain words: "cannot OPERATION PATH: why".
 public struct FileError: Error, CustomStringConvertible, Equatable {
-    public let operation: String
-    public let path: String
-    public let reason: String
+    package let operation: String
+    package let path: String
+    package let reason: String
 
     /// `operation` is a verb: "read", "write", "create", "copy" …
     public init(_ operation: String, _ path: String, _ reason: String) {
@@ -14,15 +14,15 @@ public struct FileError: Error, CustomStringConvertible, Equatable {
     }
 
     /// The reason the last system call failed (strerror of errno).
-    public static func systemReason() -> String { String(cString: strerror(errno)) }
+    package static func systemReason() -> String { String(cString: strerror(errno)) }
 
     public var description: String { "cannot \(operation) \(path): \(reason)" }
 }
 
 /// Atomic file replacement: write a temporary file beside the target, fsync it, rename it over the
 /// target, fsync the directory. A crash at any moment leaves either the old or the new file.
-public enum AtomicFile {
-    public static func write(_ data: Data, to path: String) throws {
+package enum AtomicFile {
+    package static func write(_ data: Data, to path: String) throws {
         let url = URL(fileURLWithPath: path)
         let directory = url.deletingLastPathComponent().path
         let temporary = directory + "/." + url.lastPathComponent + ".tmp-\(getpid())"

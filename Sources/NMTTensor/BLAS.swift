@@ -7,7 +7,7 @@ public enum BLAS {
 
     /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
     @inline(__always)
-    public static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
+    package static func gemm(transA: Bool = false, transB: Bool = false, m: Int, n: Int, k: Int,
                             alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             b: UnsafePointer<Float>, ldb: Int,
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
@@ -23,7 +23,7 @@ public enum BLAS {
 
     /// y[m] = alpha · a[m×n] · x + beta · y (or aᵀ when `trans`).
     @inline(__always)
-    public static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    package static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
         guard m > 0, n > 0 else { return }
         if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) }
@@ -32,7 +32,7 @@ public enum BLAS {
 
     /// y += alpha · x
     @inline(__always)
-    public static func axpy(_ n: Int, alpha: Float = 1, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
+    package static func axpy(_ n: Int, alpha: Float = 1, x: UnsafePointer<Float>, y: UnsafeMutablePointer<Float>) {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
@@ -46,7 +46,7 @@ public enum BLAS {
 
     /// y[n×out] = x[n×in] · wᵀ + bias, bias broadcast over rows (nil: no bias).
     @inline(__always)
-    public static func linear(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
+    package static func linear(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
                               weight: UnsafePointer<Float>, bias: UnsafePointer<Float>?, outputs: Int,
                               into y: UnsafeMutablePointer<Float>, ldy: Int? = nil, accumulate: Bool = false) {
         let ldy = ldy ?? outputs
@@ -62,7 +62,7 @@ public enum BLAS {
 
     /// Backward of `linear`: dW += dyᵀ·x, dBias += Σ_rows dy, and dx (+)= dy·W when dx is given.
     @inline(__always)
-    public static func linearBackward(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
+    package static func linearBackward(_ x: UnsafePointer<Float>, rows: Int, inputs: Int, ldx: Int? = nil,
                                       weight: UnsafePointer<Float>, outputs: Int,
                                       dy: UnsafePointer<Float>, lddy: Int? = nil,
                                       dWeight: UnsafeMutablePointer<Float>, dBias: UnsafeMutablePointer<Float>?,
@@ -79,7 +79,7 @@ public enum BLAS {
 
     /// sum[c] += Σ_r x[r, c]
     @inline(__always)
-    public static func addRows(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, into sum: UnsafeMutablePointer<Float>) {
+    package static func addRows(_ x: UnsafePointer<Float>, rows: Int, columns: Int, ld: Int, into sum: UnsafeMutablePointer<Float>) {
         for r in 0..<rows { axpy(columns, x: x + r * ld, y: sum) }
     }
 }

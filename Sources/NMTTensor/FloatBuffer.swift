@@ -2,17 +2,17 @@ import Foundation
 
 /// A contiguous, 64-byte aligned array of Float32 owned by a reference, so that workspaces can hand
 /// out raw pointers to BLAS and to the C kernels without copies or exclusivity checks.
-public final class FloatBuffer {
-    public private(set) var count: Int
-    public private(set) var pointer: UnsafeMutablePointer<Float>
+package final class FloatBuffer {
+    package private(set) var count: Int
+    package private(set) var pointer: UnsafeMutablePointer<Float>
 
-    public init(count: Int) {
+    package init(count: Int) {
         self.count = count
         self.pointer = FloatBuffer.allocate(count)
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
-    public convenience init(_ values: [Float]) {
+    package convenience init(_ values: [Float]) {
         self.init(count: values.count)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }
@@ -27,7 +27,7 @@ public final class FloatBuffer {
     /// Grows to at least `minimumCount` elements (contents are not kept); never shrinks.
     /// Called when a batch is larger than any before, never inside a time loop; grows by at least
     /// a quarter so that batches of slowly rising length do not reallocate (and fault pages) each time.
-    public func reserve(_ minimumCount: Int) {
+    package func reserve(_ minimumCount: Int) {
         guard minimumCount > count else { return }
         let newCount = max(minimumCount, count + count / 4)
         pointer.deallocate()
@@ -36,12 +36,12 @@ public final class FloatBuffer {
         count = newCount
     }
 
-    public func zero(_ n: Int? = nil) { pointer.update(repeating: 0, count: n ?? count) }
+    package func zero(_ n: Int? = nil) { pointer.update(repeating: 0, count: n ?? count) }
 
-    public subscript(i: Int) -> Float {
+    package subscript(i: Int) -> Float {
         get { pointer[i] }
         set { pointer[i] = newValue }
     }
 
-    public var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
+    package var array: [Float] { Array(UnsafeBufferPointer(start: pointer, count: count)) }
 }

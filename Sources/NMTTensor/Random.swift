@@ -1,9 +1,9 @@
 /// xoshiro256** seeded through SplitMix64: fast, reproducible, and its state is four words that a
 /// checkpoint can store so a resumed run draws the same numbers.
-public struct RandomSource: RandomNumberGenerator, Codable, Equatable, Sendable {
-    public var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+package struct RandomSource: RandomNumberGenerator, Codable, Equatable, Sendable {
+    package var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
-    public init(seed: UInt64) {
+    package init(seed: UInt64) {
         var s = seed
         func splitMix() -> UInt64 {
             s &+= 0x9E37_79B9_7F4A_7C15
@@ -16,7 +16,7 @@ public struct RandomSource: RandomNumberGenerator, Codable, Equatable, Sendable 
     }
 
     @inline(__always)
-    public mutating func next() -> UInt64 {
+    package mutating func next() -> UInt64 {
         let result = ((s1 &* 5) << 7 | (s1 &* 5) >> 57) &* 9
         let t = s1 << 17
         s2 ^= s0; s3 ^= s1; s1 ^= s2; s0 ^= s3
@@ -27,9 +27,9 @@ public struct RandomSource: RandomNumberGenerator, Codable, Equatable, Sendable 
 
     /// Uniform in [0, 1) with 24 bits.
     @inline(__always)
-    public mutating func nextUnit() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
+    package mutating func nextUnit() -> Float { Float(next() >> 40) * (1.0 / 16_777_216.0) }
 
     /// Uniform in [-limit, limit).
     @inline(__always)
-    public mutating func uniform(_ limit: Float) -> Float { (2 * nextUnit() - 1) * limit }
+    package mutating func uniform(_ limit: Float) -> Float { (2 * nextUnit() - 1) * limit }
 }

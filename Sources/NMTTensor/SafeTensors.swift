@@ -4,25 +4,25 @@ import Foundation
 /// an 8-byte little-endian header length, a JSON header mapping each tensor name to its dtype,
 /// shape and byte range, then the raw little-endian data. F32 and F16 are supported; F16 files
 /// are converted to Float32 on load.
-public enum SafeTensors {
-    public enum DType: String, Sendable { case f32 = "F32", f16 = "F16" }
+package enum SafeTensors {
+    package enum DType: String, Sendable { case f32 = "F32", f16 = "F16" }
 
-    public struct Tensor: Sendable {
-        public var name: String
-        public var shape: [Int]
-        public var values: [Float]
-        public init(name: String, shape: [Int], values: [Float]) {
+    package struct Tensor: Sendable {
+        package var name: String
+        package var shape: [Int]
+        package var values: [Float]
+        package init(name: String, shape: [Int], values: [Float]) {
             self.name = name
             self.shape = shape
             self.values = values
         }
     }
 
-    public enum Error: Swift.Error, CustomStringConvertible {
+    package enum Error: Swift.Error, CustomStringConvertible {
         case unreadable(String, String)
         case malformed(String, String)
 
-        public var description: String {
+        package var description: String {
             switch self {
             case .unreadable(let path, let why): return "cannot read \(path): \(why)"
             case .malformed(let path, let why): return "\(path) is not a valid safetensors file: \(why)"
@@ -31,7 +31,7 @@ public enum SafeTensors {
     }
 
     /// Serializes tensors (in the given order) with optional string metadata.
-    public static func encode(_ tensors: [Tensor], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
+    package static func encode(_ tensors: [Tensor], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
         let width = dtype == .f32 ? 4 : 2
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
@@ -64,7 +64,7 @@ public enum SafeTensors {
     }
 
     /// Parses a safetensors file; every tensor comes back as Float32. `path` names it in errors.
-    public static func decode(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+    package static func decode(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw Error.malformed(path, "only \(data.count) bytes") }
         let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
         guard headerLength <= UInt64(data.count - 8) else {
@@ -109,7 +109,7 @@ public enum SafeTensors {
         return (tensors, metadata)
     }
 
-    public static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
+    package static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         let data: Data
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw Error.unreadable(path, (error as NSError).localizedDescription)

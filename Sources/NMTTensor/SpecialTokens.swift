@@ -7,18 +7,18 @@
 /// for those (`-1` when a model has no such token).
 public enum SpecialTokens {
     /// Padding (`<pad>`).
-    public static let pad: Int32 = 0
+    package static let pad: Int32 = 0
     /// Unknown piece (`<unk>`; decodes to " ⁇ ").
-    public static let unk: Int32 = 1
+    package static let unk: Int32 = 1
     /// Beginning of sentence (`<s>`).
-    public static let bos: Int32 = 2
+    package static let bos: Int32 = 2
     /// End of sentence (`</s>`).
-    public static let eos: Int32 = 3
+    package static let eos: Int32 = 3
     /// Number of special ids; the first ordinary piece has this id.
     public static let count = 4
 
-    public static let padPiece = "<pad>"
-    public static let unkPiece = "<unk>"
-    public static let bosPiece = "<s>"
-    public static let eosPiece = "</s>"
+    package static let padPiece = "<pad>"
+    package static let unkPiece = "<unk>"
+    package static let bosPiece = "<s>"
+    package static let eosPiece = "</s>"
 }

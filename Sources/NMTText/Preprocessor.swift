@@ -3,40 +3,40 @@ import NMTTensor
 import NMTVersion
 
 /// A preprocessing failure with a message meant for the user (file names, line numbers, counts).
-public struct PreprocessError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
+package struct PreprocessError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var errorDescription: String? { message }
 }
 
 /// Options of `mt-preprocess` (fairseq-preprocess conventions; files are `PREFIX.LANG`).
 public struct PreprocessOptions: Sendable {
-    public var sourceLang: String
-    public var targetLang: String
+    package var sourceLang: String
+    package var targetLang: String
     /// Training prefix: reads `trainPrefix.sourceLang` and `trainPrefix.targetLang`.
-    public var trainPrefix: String
+    package var trainPrefix: String
     /// Validation prefixes -> splits valid, valid1, ...
-    public var validPrefixes: [String]
+    package var validPrefixes: [String]
     /// Test prefixes -> splits test, test1, ...
-    public var testPrefixes: [String]
-    public var destDir: String
+    package var testPrefixes: [String]
+    package var destDir: String
     /// Vocabulary size of each SentencePiece model.
-    public var vocabSize: Int
-    public var modelType: SentencePieceModelType
+    package var vocabSize: Int
+    package var modelType: SentencePieceModelType
     /// One model for both languages (true) or one per language.
-    public var joint: Bool
-    public var characterCoverage: Double
+    package var joint: Bool
+    package var characterCoverage: Double
     /// Training pairs with a side longer than this many subwords are dropped.
-    public var maxLength: Int
+    package var maxLength: Int
     /// Training pairs whose subword lengths differ by more than this factor are dropped.
-    public var lengthRatio: Double
+    package var lengthRatio: Double
     /// At most this many sentences (per model) go into SentencePiece training (sampled).
-    public var inputSentenceSize: Int
+    package var inputSentenceSize: Int
     /// Threads for SentencePiece training and encoding.
-    public var threads: Int
+    package var threads: Int
     /// Overwrite a destination directory that holds something else.
-    public var force: Bool
+    package var force: Bool
 
     public init(sourceLang: String, targetLang: String, trainPrefix: String,
                 validPrefixes: [String] = [], testPrefixes: [String] = [], destDir: String,
@@ -62,7 +62,7 @@ public struct PreprocessOptions: Sendable {
     }
 
     /// Checks the option values (not the files).
-    public func validate() throws {
+    package func validate() throws {
         for (name, lang) in [("source", sourceLang), ("target", targetLang)] {
             guard !lang.isEmpty, !lang.contains("/"), !lang.hasPrefix("."), !lang.contains(where: \.isWhitespace) else {
                 throw PreprocessError("invalid \(name) language '\(lang)' (a short code like 'en')")
@@ -84,7 +84,7 @@ public struct PreprocessOptions: Sendable {
     }
 
     /// fairseq names: train; valid, valid1, ...; test, test1, ...
-    public var splits: [(name: String, kind: String, prefix: String)] {
+    package var splits: [(name: String, kind: String, prefix: String)] {
         var s: [(String, String, String)] = [("train", "train", trainPrefix)]
         for (i, p) in validPrefixes.enumerated() { s.append((i == 0 ? "valid" : "valid\(i)", "valid", p)) }
         for (i, p) in testPrefixes.enumerated() { s.append((i == 0 ? "test" : "test\(i)", "test", p)) }
@@ -94,18 +94,18 @@ public struct PreprocessOptions: Sendable {
 
 /// What `Preprocessor.run` made.
 public struct PreprocessResult: Sendable {
-    public var manifest: PreprocessManifest
+    package var manifest: PreprocessManifest
     /// Statistics table for the user (what mt-preprocess prints on stdout).
     public var summary: String
     /// True when the destination already held the same preprocessing (it was regenerated).
-    public var regenerated: Bool
+    package var regenerated: Bool
 }
 
 /// Raw parallel text -> SentencePiece model(s) + token datasets + manifest. See docs/data-format.md.
 public final class Preprocessor {
-    public let options: PreprocessOptions
+    package let options: PreprocessOptions
     /// Progress messages (mt-preprocess sends them to stderr).
-    public var log: (String) -> Void
+    package var log: (String) -> Void
 
     public init(options: PreprocessOptions, log: @escaping (String) -> Void = { _ in }) {
         self.options = options
@@ -441,7 +441,7 @@ public final class Preprocessor {
     // MARK: Summary
 
     /// The statistics table printed by mt-preprocess.
-    public static func summary(_ m: PreprocessManifest) -> String {
+    package static func summary(_ m: PreprocessManifest) -> String {
         let r = m.request
         let langs = [r.sourceLang, r.targetLang]
         var lines: [String] = []

@@ -3,11 +3,11 @@ import Foundation
 import NMTTensor
 
 /// An error reported by libsentencepiece or by the wrapper.
-public struct SentencePieceError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
+package struct SentencePieceError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var errorDescription: String? { message }
 }
 
 /// SentencePiece model types that can be trained.
@@ -19,30 +19,30 @@ public enum SentencePieceModelType: String, Codable, Sendable, CaseIterable {
 }
 
 /// Options for `SentencePiece.train`. Each maps to one `spm_train` flag.
-public struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
+package struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
     /// `--vocab_size`: number of pieces including the four special ones.
-    public var vocabSize: Int
+    package var vocabSize: Int
     /// `--model_type`.
-    public var modelType: SentencePieceModelType
+    package var modelType: SentencePieceModelType
     /// `--character_coverage`: 1.0 keeps every character of the training text (good for
     /// alphabetic scripts); 0.9995 is SentencePiece's default for large character sets.
-    public var characterCoverage: Double
+    package var characterCoverage: Double
     /// `--input_sentence_size`: at most this many training sentences are used (0 = all).
-    public var inputSentenceSize: Int
+    package var inputSentenceSize: Int
     /// `--shuffle_input_sentence`: sample randomly when there are more than `inputSentenceSize`.
-    public var shuffleInputSentence: Bool
+    package var shuffleInputSentence: Bool
     /// `--num_threads`.
-    public var numThreads: Int
+    package var numThreads: Int
     /// `--max_sentence_length` in bytes: longer training sentences are skipped by the trainer.
-    public var maxSentenceLength: Int
+    package var maxSentenceLength: Int
     /// `--hard_vocab_limit`: when false, `vocabSize` is a soft limit (unigram only).
-    public var hardVocabLimit: Bool
+    package var hardVocabLimit: Bool
     /// Print the trainer's INFO log to stderr.
-    public var verbose: Bool
+    package var verbose: Bool
     /// Further `spm_train` flags (name without dashes -> value). The special ids cannot be changed.
-    public var extraFlags: [String: String]
+    package var extraFlags: [String: String]
 
-    public init(vocabSize: Int = 8000,
+    package init(vocabSize: Int = 8000,
                 modelType: SentencePieceModelType = .bpe,
                 characterCoverage: Double = 1.0,
                 inputSentenceSize: Int = 2_000_000,
@@ -65,7 +65,7 @@ public struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
     }
 
     /// The trainer flags (without leading dashes), special ids included.
-    public var trainerFlags: [(String, String)] {
+    package var trainerFlags: [(String, String)] {
         var flags: [String: String] = extraFlags
         flags["vocab_size"] = String(vocabSize)
         flags["model_type"] = modelType.rawValue
@@ -95,7 +95,7 @@ public final class SentencePiece: @unchecked Sendable {
     private let handle: OpaquePointer
 
     /// Loads a `.model` file.
-    public init(modelPath: String) throws {
+    package init(modelPath: String) throws {
         guard FileManager.default.fileExists(atPath: modelPath) else {
             throw SentencePieceError("SentencePiece model '\(modelPath)' does not exist")
         }
@@ -105,7 +105,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Loads a model from the bytes of a `.model` file (a serialized ModelProto).
-    public init(serializedModel: [UInt8]) throws {
+    package init(serializedModel: [UInt8]) throws {
         var error: UnsafeMutablePointer<CChar>?
         let h = serializedModel.withUnsafeBufferPointer { spm_load_from_serialized($0.baseAddress, $0.count, &error) }
         guard let h else { throw SentencePiece.takeError(error, "cannot load model bytes") }
@@ -119,7 +119,7 @@ public final class SentencePiece: @unchecked Sendable {
     /// Trains a model on in-memory sentences (one sentence per element; no newlines needed).
     /// When `modelPath` is given the model is also written there (and the vocabulary as
     /// `piece<TAB>score` lines next to it, with the extension `.vocab`).
-    public static func train(sentences: [String], options: SentencePieceTrainingOptions = .init(),
+    package static func train(sentences: [String], options: SentencePieceTrainingOptions = .init(),
                              modelPath: String? = nil) throws -> SentencePiece {
         var bytes: [UInt8] = []
         var ranges: [Range<Int>] = []
@@ -141,7 +141,7 @@ public final class SentencePiece: @unchecked Sendable {
 
     /// Trains on sentences given as UTF-8 byte buffers (no copies into Strings); the buffers
     /// need to stay valid only during the call.
-    public static func train(utf8Sentences sentences: [UnsafeRawBufferPointer],
+    package static func train(utf8Sentences sentences: [UnsafeRawBufferPointer],
                              options: SentencePieceTrainingOptions = .init()) throws -> SentencePiece {
         try validate(options)
         guard !sentences.isEmpty else { throw SentencePieceError("SentencePiece training: no training sentences") }
@@ -161,7 +161,7 @@ public final class SentencePiece: @unchecked Sendable {
 
     /// Trains on text files (one sentence per line), as `spm_train --input=a,b`. The trainer
     /// writes `modelPrefix.model` and `modelPrefix.vocab`; the trained model is returned.
-    public static func train(inputFiles: [String], modelPrefix: String,
+    package static func train(inputFiles: [String], modelPrefix: String,
                              options: SentencePieceTrainingOptions = .init()) throws -> SentencePiece {
         try validate(options)
         guard !inputFiles.isEmpty else { throw SentencePieceError("SentencePiece training: no input files") }
@@ -230,7 +230,7 @@ public final class SentencePiece: @unchecked Sendable {
     // MARK: Saving
 
     /// The bytes of the model (what a `.model` file holds).
-    public func serializedModel() throws -> [UInt8] {
+    package func serializedModel() throws -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         var length = 0
         var error: UnsafeMutablePointer<CChar>?
@@ -242,13 +242,13 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Writes the `.model` file.
-    public func writeModel(to path: String) throws {
+    package func writeModel(to path: String) throws {
         try Data(serializedModel()).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Writes the vocabulary as text, one `piece<TAB>score` line per id in id order
     /// (line 1 = id 0), like `spm_train`'s `.vocab` file.
-    public func writeVocabulary(to path: String) throws {
+    package func writeVocabulary(to path: String) throws {
         var text = ""
         text.reserveCapacity(vocabularySize * 16)
         for id in 0..<Int32(vocabularySize) {
@@ -261,28 +261,28 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// `x.model` -> `x.vocab` (any other name gets `.vocab` appended).
-    public static func vocabularyPath(forModel modelPath: String) -> String {
+    package static func vocabularyPath(forModel modelPath: String) -> String {
         modelPath.hasSuffix(".model") ? String(modelPath.dropLast(6)) + ".vocab" : modelPath + ".vocab"
     }
 
     // MARK: Vocabulary
 
     /// Number of pieces, special ones included.
-    public var vocabularySize: Int { Int(spm_piece_size(handle)) }
+    package var vocabularySize: Int { Int(spm_piece_size(handle)) }
     /// The model's own special ids (`-1` when absent). Models trained by SwiftNMT have
     /// `SpecialTokens.pad/unk/bos/eos`.
-    public var unkId: Int32 { spm_unk_id(handle) }
-    public var bosId: Int32 { spm_bos_id(handle) }
-    public var eosId: Int32 { spm_eos_id(handle) }
-    public var padId: Int32 { spm_pad_id(handle) }
+    package var unkId: Int32 { spm_unk_id(handle) }
+    package var bosId: Int32 { spm_bos_id(handle) }
+    package var eosId: Int32 { spm_eos_id(handle) }
+    package var padId: Int32 { spm_pad_id(handle) }
 
     /// True when the model's special ids are SwiftNMT's `SpecialTokens`.
-    public var hasStandardSpecialIds: Bool {
+    package var hasStandardSpecialIds: Bool {
         padId == SpecialTokens.pad && unkId == SpecialTokens.unk && bosId == SpecialTokens.bos && eosId == SpecialTokens.eos
     }
 
     /// Id of a piece; `unkId` when the piece is not in the vocabulary.
-    public func pieceToId(_ piece: String) -> Int32 {
+    package func pieceToId(_ piece: String) -> Int32 {
         var p = piece
         return p.withUTF8 { b in
             b.withMemoryRebound(to: CChar.self) { spm_piece_to_id(handle, $0.baseAddress, $0.count) }
@@ -299,16 +299,16 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Score of an id (log probability for unigram, minus the merge rank for BPE); 0 when out of range.
-    public func score(_ id: Int32) -> Float { spm_score(handle, id) }
-    public func isUnknown(_ id: Int32) -> Bool { spm_is_unknown(handle, id) != 0 }
-    public func isControl(_ id: Int32) -> Bool { spm_is_control(handle, id) != 0 }
-    public func isUnused(_ id: Int32) -> Bool { spm_is_unused(handle, id) != 0 }
-    public func isByte(_ id: Int32) -> Bool { spm_is_byte(handle, id) != 0 }
+    package func score(_ id: Int32) -> Float { spm_score(handle, id) }
+    package func isUnknown(_ id: Int32) -> Bool { spm_is_unknown(handle, id) != 0 }
+    package func isControl(_ id: Int32) -> Bool { spm_is_control(handle, id) != 0 }
+    package func isUnused(_ id: Int32) -> Bool { spm_is_unused(handle, id) != 0 }
+    package func isByte(_ id: Int32) -> Bool { spm_is_byte(handle, id) != 0 }
 
     // MARK: Encoding
 
     /// Encodes text to ids (no `bos`/`eos`).
-    public func encode(_ text: String) throws -> [Int32] {
+    package func encode(_ text: String) throws -> [Int32] {
         var t = text
         var ids: [Int32] = []
         try t.withUTF8 { try encode(utf8: UnsafeRawBufferPointer($0), into: &ids) }
@@ -316,14 +316,14 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Encodes UTF-8 bytes, replacing the contents of `ids` (its capacity is reused).
-    public func encode(utf8 text: UnsafeRawBufferPointer, into ids: inout [Int32]) throws {
+    package func encode(utf8 text: UnsafeRawBufferPointer, into ids: inout [Int32]) throws {
         ids.removeAll(keepingCapacity: true)
         _ = try encode(utf8: text, appendingTo: &ids)
     }
 
     /// Encodes UTF-8 bytes and appends the ids to `ids`; returns how many were appended.
     @discardableResult
-    public func encode(utf8 text: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws -> Int {
+    package func encode(utf8 text: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws -> Int {
         let ptr = text.baseAddress?.assumingMemoryBound(to: CChar.self)
         let capacity = max(32, text.count + 8)
         var needed = 0
@@ -351,7 +351,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Encodes text to pieces.
-    public func encodeAsPieces(_ text: String) throws -> [String] {
+    package func encodeAsPieces(_ text: String) throws -> [String] {
         var t = text
         return try t.withUTF8 { b -> [String] in
             var bytes: UnsafeMutablePointer<CChar>?
@@ -382,11 +382,11 @@ public final class SentencePiece: @unchecked Sendable {
     // MARK: Decoding
 
     /// Decodes ids to text. Control ids (pad, bos, eos) decode to nothing; ids out of range throw.
-    public func decode(_ ids: [Int32]) throws -> String {
+    package func decode(_ ids: [Int32]) throws -> String {
         try ids.withUnsafeBufferPointer { try decode($0) }
     }
 
-    public func decode(_ ids: UnsafeBufferPointer<Int32>) throws -> String {
+    package func decode(_ ids: UnsafeBufferPointer<Int32>) throws -> String {
         var text: UnsafeMutablePointer<CChar>?
         var length = 0
         var error: UnsafeMutablePointer<CChar>?
@@ -397,7 +397,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Decodes pieces to text.
-    public func decode(pieces: [String]) throws -> String {
+    package func decode(pieces: [String]) throws -> String {
         var bytes: [UInt8] = []
         var lengths: [Int] = []
         for p in pieces {

@@ -7,11 +7,11 @@ import Darwin
 import NMTTensor
 
 /// Errors reading or writing token datasets. The message names the file.
-public struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    public let message: String
-    public init(_ message: String) { self.message = message }
-    public var description: String { message }
-    public var errorDescription: String? { message }
+package struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    package let message: String
+    package init(_ message: String) { self.message = message }
+    package var description: String { message }
+    package var errorDescription: String? { message }
 }
 
 /// Binary token dataset file layout, version 1 (all integers little-endian; see docs/data-format.md).
@@ -28,11 +28,11 @@ public struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError,
 ///         64  8(N+1) offsets (UInt64): sentence i is tokens[offsets[i] ..< offsets[i+1]],
 ///                   offsets[0] = 0, offsets[N] = T, non-decreasing
 ///    64+8(N+1)  4T  token ids (Int32), without bos/eos
-public enum TokenDatasetFormat {
-    public static let magic: [UInt8] = Array("SNMTTOK".utf8) + [0]
-    public static let version: UInt32 = 1
-    public static let headerSize = 64
-    public static let bytesPerToken = 4
+package enum TokenDatasetFormat {
+    package static let magic: [UInt8] = Array("SNMTTOK".utf8) + [0]
+    package static let version: UInt32 = 1
+    package static let headerSize = 64
+    package static let bytesPerToken = 4
 }
 
 /// A read-only, memory-mapped token dataset: `count` sentences of Int32 ids (no bos/eos).
@@ -40,16 +40,16 @@ public enum TokenDatasetFormat {
 /// The header, offsets table and (when the header carries a vocabulary size) every id are
 /// validated on load, so the accessors below do no checks. Immutable; safe to share
 /// between threads.
-public final class TokenDataset: @unchecked Sendable {
-    public let path: String
+package final class TokenDataset: @unchecked Sendable {
+    package let path: String
     /// Number of sentences.
-    public let count: Int
+    package let count: Int
     /// Total number of tokens.
-    public let tokenCount: Int
+    package let tokenCount: Int
     /// Vocabulary size recorded by the writer (0 when unknown). All ids are below it.
-    public let vocabSize: Int
+    package let vocabSize: Int
     /// Format version of the file.
-    public let version: UInt32
+    package let version: UInt32
 
     private let mapping: UnsafeMutableRawPointer
     private let mappingSize: Int
@@ -58,7 +58,7 @@ public final class TokenDataset: @unchecked Sendable {
 
     /// Maps and validates the file. Throws `TokenDatasetError` with a clear message on a missing
     /// file, wrong magic, unsupported version, truncated or oversized file, or bad offsets/ids.
-    public init(path: String) throws {
+    package init(path: String) throws {
         #if _endian(big)
         throw TokenDatasetError("\(path): token datasets are little-endian; big-endian hosts are not supported")
         #else
@@ -149,37 +149,37 @@ public final class TokenDataset: @unchecked Sendable {
 
     /// Number of tokens of sentence `i` (0 ..< count).
     @inline(__always)
-    public func length(_ i: Int) -> Int {
+    package func length(_ i: Int) -> Int {
         precondition(i >= 0 && i < count, "sentence index \(i) out of range 0..<\(count)")
         return Int(offsets[i + 1] &- offsets[i])
     }
 
     /// The ids of sentence `i` (0 ..< count), without bos/eos. Valid while the dataset lives.
     @inline(__always)
-    public func tokens(_ i: Int) -> UnsafeBufferPointer<Int32> {
+    package func tokens(_ i: Int) -> UnsafeBufferPointer<Int32> {
         precondition(i >= 0 && i < count, "sentence index \(i) out of range 0..<\(count)")
         let start = Int(offsets[i])
         return UnsafeBufferPointer(start: ids + start, count: Int(offsets[i + 1]) - start)
     }
 
     /// All sentence lengths.
-    public var lengths: [Int] { (0..<count).map { length($0) } }
+    package var lengths: [Int] { (0..<count).map { length($0) } }
 
     /// Length of the longest sentence (0 when empty).
-    public var maxLength: Int { (0..<count).reduce(0) { max($0, length($1)) } }
+    package var maxLength: Int { (0..<count).reduce(0) { max($0, length($1)) } }
 }
 
 /// Builds a token dataset in memory and writes it with `finish()` (atomically: a temporary
 /// file in the same directory is renamed over `path`).
-public final class TokenDatasetWriter {
-    public let path: String
+package final class TokenDatasetWriter {
+    package let path: String
     /// Vocabulary size written to the header (0 = unknown). When positive, appended ids must be below it.
-    public let vocabSize: Int
+    package let vocabSize: Int
     private var offsets: [UInt64] = [0]
     private var ids: [Int32] = []
     private var finished = false
 
-    public init(path: String, vocabSize: Int = 0) throws {
+    package init(path: String, vocabSize: Int = 0) throws {
         guard vocabSize >= 0, vocabSize <= Int(UInt32.max) else {
             throw TokenDatasetError("\(path): vocabulary size \(vocabSize) out of range")
         }
@@ -188,12 +188,12 @@ public final class TokenDatasetWriter {
     }
 
     /// Number of sentences appended so far.
-    public var count: Int { offsets.count - 1 }
+    package var count: Int { offsets.count - 1 }
     /// Number of tokens appended so far.
-    public var tokenCount: Int { ids.count }
+    package var tokenCount: Int { ids.count }
 
     /// Appends one sentence (ids without bos/eos).
-    public func append(_ sentence: UnsafeBufferPointer<Int32>) throws {
+    package func append(_ sentence: UnsafeBufferPointer<Int32>) throws {
         precondition(!finished, "TokenDatasetWriter used after finish()")
         if vocabSize > 0 {
             let limit = Int32(truncatingIfNeeded: vocabSize)
@@ -205,12 +205,12 @@ public final class TokenDatasetWriter {
         offsets.append(UInt64(ids.count))
     }
 
-    public func append(_ sentence: [Int32]) throws {
+    package func append(_ sentence: [Int32]) throws {
         try sentence.withUnsafeBufferPointer { try append($0) }
     }
 
     /// Writes the file.
-    public func finish() throws {
+    package func finish() throws {
         precondition(!finished, "TokenDatasetWriter.finish() called twice")
         finished = true
         let h = TokenDatasetFormat.headerSize
@@ -239,7 +239,7 @@ public final class TokenDatasetWriter {
     }
 
     /// Writes `sentences` to `path` in one go.
-    public static func write(path: String, sentences: [[Int32]], vocabSize: Int = 0) throws {
+    package static func write(path: String, sentences: [[Int32]], vocabSize: Int = 0) throws {
         let w = try TokenDatasetWriter(path: path, vocabSize: vocabSize)
         for s in sentences { try w.append(s) }
         try w.finish()

@@ -1,2 +1,2 @@
 /// The version written into manifests, checkpoints and metric signatures.
-public let swiftNMTVersion = "0.1.0"
+package let swiftNMTVersion = "0.1.0"
