@@ -6,7 +6,7 @@ import Foundation
 /// for translation, SentencePiece and encoding threads for preprocessing).
 public struct ThreadsOption: ParsableArguments {
     @Option(help: "Cores to use (default: OPENBLAS_NUM_THREADS when set, else all cores).")
-    package var threads: Int?
+    var threads: Int?
 
     public init() {}
 
@@ -53,7 +53,7 @@ public enum Failure {
     }
 
     /// Writes `PROGRAM: error: message` to standard error.
-    package static func printError(_ program: String, _ message: String) {
+    static func printError(_ program: String, _ message: String) {
         FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
     }
 
@@ -64,7 +64,7 @@ public enum Failure {
 
     /// An error in plain words. Our own errors describe themselves; Foundation's file errors become
     /// "cannot read PATH: REASON" instead of `Error Domain=NSCocoaErrorDomain Code=… UserInfo={…}`.
-    package static func plainDescription(of error: Error) -> String {
+    static func plainDescription(of error: Error) -> String {
         let text = String(describing: error)
         guard text.hasPrefix("Error Domain=") else { return text }
         let ns = error as NSError

@@ -12,7 +12,7 @@ public enum BLEUSmoothing: String, CaseIterable, Sendable {
     case exp
 
     /// sacreBLEU's default smoothing value, or `nil` if the method takes none.
-    package var defaultValue: Double? {
+    var defaultValue: Double? {
         switch self {
         case .floor: return 0.1
         case .addK: return 1
@@ -23,14 +23,14 @@ public enum BLEUSmoothing: String, CaseIterable, Sendable {
 
 /// Options of the BLEU metric; the defaults are sacreBLEU's.
 public struct BLEUOptions: Sendable, Equatable {
-    package var tokenizer: BLEUTokenizer
-    package var lowercase: Bool
-    package var smoothMethod: BLEUSmoothing
+    var tokenizer: BLEUTokenizer
+    var lowercase: Bool
+    var smoothMethod: BLEUSmoothing
     /// The value for `floor` and `add-k`; `nil` means the method's default.
-    package var smoothValue: Double?
+    var smoothValue: Double?
     /// Leave out n-gram orders the hypothesis has none of (for sentence-level BLEU).
-    package var effectiveOrder: Bool
-    package var maxNgramOrder: Int
+    var effectiveOrder: Bool
+    var maxNgramOrder: Int
 
     public init(tokenizer: BLEUTokenizer = .v13a, lowercase: Bool = false, smoothMethod: BLEUSmoothing = .exp,
                 smoothValue: Double? = nil, effectiveOrder: Bool = false, maxNgramOrder: Int = 4) {
@@ -44,28 +44,28 @@ public struct BLEUOptions: Sendable, Equatable {
 }
 
 /// BLEU's sufficient statistics; those of a corpus are the sums over its segments.
-package struct BLEUStatistics: Sendable, Equatable {
+struct BLEUStatistics: Sendable, Equatable {
     /// Number of hypothesis tokens.
-    package var hypothesisLength: Int
+    var hypothesisLength: Int
     /// Length of the reference closest in length to the hypothesis (the shorter one on ties).
-    package var referenceLength: Int
+    var referenceLength: Int
     /// Matched (clipped) n-grams for n = 1...maxOrder.
-    package var correct: [Int]
+    var correct: [Int]
     /// Hypothesis n-grams for n = 1...maxOrder.
-    package var total: [Int]
+    var total: [Int]
 
-    package init(hypothesisLength: Int = 0, referenceLength: Int = 0, correct: [Int], total: [Int]) {
+    init(hypothesisLength: Int = 0, referenceLength: Int = 0, correct: [Int], total: [Int]) {
         self.hypothesisLength = hypothesisLength
         self.referenceLength = referenceLength
         self.correct = correct
         self.total = total
     }
 
-    package init(order: Int) {
+    init(order: Int) {
         self.init(correct: [Int](repeating: 0, count: order), total: [Int](repeating: 0, count: order))
     }
 
-    package static func += (a: inout BLEUStatistics, b: BLEUStatistics) {
+    static func += (a: inout BLEUStatistics, b: BLEUStatistics) {
         a.hypothesisLength += b.hypothesisLength
         a.referenceLength += b.referenceLength
         for i in 0..<min(a.correct.count, b.correct.count) {
@@ -81,23 +81,23 @@ public struct BLEUScore: Sendable, Equatable {
     package let score: Double
     /// Matched n-grams per order as sacreBLEU reports them: with `add-k` smoothing the
     /// smoothing value has been added for orders > 1 (hence `Double`).
-    package let counts: [Double]
+    let counts: [Double]
     /// Hypothesis n-grams per order, also after `add-k` smoothing.
-    package let totals: [Double]
+    let totals: [Double]
     /// Precisions in percent per order.
-    package let precisions: [Double]
+    let precisions: [Double]
     /// Brevity penalty.
-    package let bp: Double
-    package let sysLen: Int
-    package let refLen: Int
+    let bp: Double
+    let sysLen: Int
+    let refLen: Int
 
-    package var name: String { "BLEU" }
+    var name: String { "BLEU" }
 
     /// hyp_len / ref_len, or 0 without reference tokens.
-    package var ratio: Double { refLen != 0 ? Double(sysLen) / Double(refLen) : 0 }
+    var ratio: Double { refLen != 0 ? Double(sysLen) / Double(refLen) : 0 }
 
     /// `66.1/41.0/27.6/18.9 (BP = 1.000 ratio = 1.001 hyp_len = 12103 ref_len = 12091)`.
-    package var verbose: String {
+    var verbose: String {
         let prec = precisions.map { formatFixed($0, 1) }.joined(separator: "/")
         return "\(prec) (BP = \(formatFixed(bp, 3)) ratio = \(formatFixed(ratio, 3)) hyp_len = \(sysLen) ref_len = \(refLen))"
     }
@@ -113,7 +113,7 @@ public struct BLEUScore: Sendable, Equatable {
 ///     let score = try bleu.corpusScore(hypotheses: hyps, references: [refs])
 ///     print(score.score, bleu.signature(numRefs: 1))
 public struct BLEU: Sendable {
-    package let options: BLEUOptions
+    let options: BLEUOptions
 
     public init(_ options: BLEUOptions = BLEUOptions()) {
         precondition(options.maxNgramOrder >= 1, "maxNgramOrder must be at least 1")
@@ -133,7 +133,7 @@ public struct BLEU: Sendable {
 
     /// BLEU of one hypothesis against its references (with this metric's options; enable
     /// `effectiveOrder` for the usual sentence-level BLEU).
-    package func sentenceScore(hypothesis: String, references: [String]) -> BLEUScore {
+    func sentenceScore(hypothesis: String, references: [String]) -> BLEUScore {
         precondition(!references.isEmpty, "BLEU needs at least one reference")
         let worker = BLEUWorker(options)
         var stats = BLEUStatistics(order: options.maxNgramOrder)
@@ -147,7 +147,7 @@ public struct BLEU: Sendable {
     }
 
     /// The sufficient statistics of every segment.
-    package func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [BLEUStatistics] {
+    func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [BLEUStatistics] {
         let worker = BLEUWorker(options)
         var segments: [BLEUStatistics] = []
         segments.reserveCapacity(hypotheses.count)
@@ -160,14 +160,14 @@ public struct BLEU: Sendable {
     }
 
     /// The score from (summed) statistics, with this metric's smoothing and effective order.
-    package func score(from stats: BLEUStatistics) -> BLEUScore {
+    func score(from stats: BLEUStatistics) -> BLEUScore {
         BLEU.computeBLEU(correct: stats.correct, total: stats.total, sysLen: stats.hypothesisLength,
                          refLen: stats.referenceLength, smoothMethod: options.smoothMethod,
                          smoothValue: options.smoothValue, effectiveOrder: options.effectiveOrder)
     }
 
     /// sacreBLEU's `BLEU.compute_bleu`: the score from sufficient statistics, with smoothing.
-    package static func computeBLEU(correct: [Int], total: [Int], sysLen: Int, refLen: Int,
+    static func computeBLEU(correct: [Int], total: [Int], sysLen: Int, refLen: Int,
                                    smoothMethod: BLEUSmoothing = .none, smoothValue: Double? = nil,
                                    effectiveOrder: Bool = false) -> BLEUScore {
         let order = correct.count

@@ -3,16 +3,16 @@ import Foundation
 /// Options of chrF / chrF++; the defaults are sacreBLEU's chrF2.
 public struct CHRFOptions: Sendable, Equatable {
     /// Character n-gram order.
-    package var charOrder: Int
+    var charOrder: Int
     /// Word n-gram order (2 gives chrF++).
-    package var wordOrder: Int
+    var wordOrder: Int
     /// Weight of recall relative to precision.
-    package var beta: Int
-    package var lowercase: Bool
+    var beta: Int
+    var lowercase: Bool
     /// Keep whitespace when extracting character n-grams.
-    package var whitespace: Bool
+    var whitespace: Bool
     /// chrF++.py-style epsilon smoothing instead of sacreBLEU's effective-order averaging.
-    package var epsSmoothing: Bool
+    var epsSmoothing: Bool
 
     public init(charOrder: Int = 6, wordOrder: Int = 0, beta: Int = 2, lowercase: Bool = false,
                 whitespace: Bool = false, epsSmoothing: Bool = false) {
@@ -28,15 +28,15 @@ public struct CHRFOptions: Sendable, Equatable {
 /// chrF's sufficient statistics: for each order (character orders, then word orders) the
 /// hypothesis n-gram count, the reference n-gram count and the matched count. Sums over
 /// segments give the corpus statistics.
-package struct CHRFStatistics: Sendable, Equatable {
+struct CHRFStatistics: Sendable, Equatable {
     /// `[hyp, ref, match]` triples, one per order.
-    package var values: [Int]
+    var values: [Int]
 
-    package init(values: [Int]) { self.values = values }
+    init(values: [Int]) { self.values = values }
 
-    package init(orders: Int) { values = [Int](repeating: 0, count: 3 * orders) }
+    init(orders: Int) { values = [Int](repeating: 0, count: 3 * orders) }
 
-    package static func += (a: inout CHRFStatistics, b: CHRFStatistics) {
+    static func += (a: inout CHRFStatistics, b: CHRFStatistics) {
         for i in 0..<min(a.values.count, b.values.count) { a.values[i] += b.values[i] }
     }
 }
@@ -44,13 +44,13 @@ package struct CHRFStatistics: Sendable, Equatable {
 /// A chrF score.
 public struct CHRFScore: Sendable, Equatable {
     /// chrF in [0, 100].
-    package let score: Double
-    package let charOrder: Int
-    package let wordOrder: Int
-    package let beta: Int
+    let score: Double
+    let charOrder: Int
+    let wordOrder: Int
+    let beta: Int
 
     /// `chrF2`, or `chrF2++` for word order 2.
-    package var name: String { "chrF\(beta)" + String(repeating: "+", count: wordOrder) }
+    var name: String { "chrF\(beta)" + String(repeating: "+", count: wordOrder) }
 
     public func report(signature: MetricSignature) -> ScoreReport {
         ScoreReport(name: name, score: score, signature: signature)
@@ -59,7 +59,7 @@ public struct CHRFScore: Sendable, Equatable {
 
 /// chrF (Popović, 2015) and chrF++ (2017) exactly as sacreBLEU 2.x computes them.
 public struct CHRF: Sendable {
-    package let options: CHRFOptions
+    let options: CHRFOptions
 
     public init(_ options: CHRFOptions = CHRFOptions()) {
         precondition(options.charOrder >= 0 && options.wordOrder >= 0 && options.charOrder + options.wordOrder > 0,
@@ -80,7 +80,7 @@ public struct CHRF: Sendable {
     }
 
     /// chrF of one hypothesis against its references.
-    package func sentenceScore(hypothesis: String, references: [String]) -> CHRFScore {
+    func sentenceScore(hypothesis: String, references: [String]) -> CHRFScore {
         precondition(!references.isEmpty, "chrF needs at least one reference")
         let worker = CHRFWorker(options)
         var stats = CHRFStatistics(orders: orders)
@@ -94,7 +94,7 @@ public struct CHRF: Sendable {
     }
 
     /// The statistics of every segment (against its best-scoring reference).
-    package func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [CHRFStatistics] {
+    func segmentStatistics(hypotheses: [String], references: [[String]]) throws -> [CHRFStatistics] {
         let worker = CHRFWorker(options)
         var segments: [CHRFStatistics] = []
         segments.reserveCapacity(hypotheses.count)
@@ -106,7 +106,7 @@ public struct CHRF: Sendable {
         return segments
     }
 
-    package func score(from stats: CHRFStatistics) -> CHRFScore {
+    func score(from stats: CHRFStatistics) -> CHRFScore {
         CHRFScore(score: CHRF.fScore(stats.values, beta: options.beta, epsSmoothing: options.epsSmoothing),
                   charOrder: options.charOrder, wordOrder: options.wordOrder, beta: options.beta)
     }
@@ -114,7 +114,7 @@ public struct CHRF: Sendable {
     /// sacreBLEU's `CHRF._compute_f_score`. Without epsilon smoothing, precision and recall are
     /// averaged over the orders where both the hypothesis and the reference have n-grams
     /// ("effective order"), and the F-beta of those averages is returned (× 100).
-    package static func fScore(_ statistics: [Int], beta: Int, epsSmoothing: Bool) -> Double {
+    static func fScore(_ statistics: [Int], beta: Int, epsSmoothing: Bool) -> Double {
         let eps = 1e-16
         let order = statistics.count / 3
         let factor = Double(beta * beta)

@@ -47,7 +47,7 @@ public enum MetricInput {
 
     /// Reads a whole file; `.gz` files are decompressed (with the system's `gzip`, as sacreBLEU
     /// reads them transparently). Throws `MetricError.unreadableFile` naming the reason.
-    package static func readFile(path: String) throws -> Data {
+    static func readFile(path: String) throws -> Data {
         let raw = try readRawFile(path: path)
         guard path.hasSuffix(".gz") else { return raw }
         return try gunzip(raw, path: path)

@@ -6,11 +6,11 @@
 // scalar values (never on Swift `Character`s, which are grapheme clusters).
 
 /// Code-point level helpers that reproduce the semantics of Python 3's `str` methods.
-package enum PythonText {
+enum PythonText {
     /// Python's `str.isspace()` for one code point: the characters `str.split()` and
     /// `str.strip()` treat as whitespace (bidirectional class WS, B or S, or category Zs).
     @inline(__always)
-    package static func isSpace(_ c: UInt32) -> Bool {
+    static func isSpace(_ c: UInt32) -> Bool {
         if c < 0x80 {
             return (c >= 0x09 && c <= 0x0D) || (c >= 0x1C && c <= 0x20)
         }
@@ -98,7 +98,7 @@ package enum PythonText {
     }
 
     /// Python's `str.lower()` for a whole string.
-    package static func lower(_ s: String) -> String {
+    static func lower(_ s: String) -> String {
         var a: [UInt32] = []
         var b: [UInt32] = []
         var cache: [UInt32: [UInt32]] = [:]

@@ -4,10 +4,10 @@ import Foundation
 /// A sacreBLEU-style reproducibility signature, e.g.
 /// `nrefs:1|case:mixed|eff:no|tok:13a|smooth:exp|version:swiftnmt-0.1.0`.
 public struct MetricSignature: Sendable, Equatable, CustomStringConvertible {
-    package struct Field: Sendable, Equatable {
-        package let key: String
-        package let value: String
-        package init(_ key: String, _ value: String) {
+    struct Field: Sendable, Equatable {
+        let key: String
+        let value: String
+        init(_ key: String, _ value: String) {
             self.key = key
             self.value = value
         }
@@ -24,19 +24,19 @@ public struct MetricSignature: Sendable, Equatable, CustomStringConvertible {
     ]
 
     /// The fields in output order (`version` last).
-    package var fields: [Field]
+    var fields: [Field]
 
-    package init(fields: [Field]) {
+    init(fields: [Field]) {
         self.fields = fields
     }
 
     /// The value of a field, if present.
-    package subscript(key: String) -> String? {
+    subscript(key: String) -> String? {
         fields.first { $0.key == key }?.value
     }
 
     /// `key:value` pairs joined by `|`; with `short`, sacreBLEU's abbreviated keys.
-    package func formatted(short: Bool = false) -> String {
+    func formatted(short: Bool = false) -> String {
         fields.map { "\(short ? (Self.abbreviations[$0.key] ?? $0.key) : $0.key):\($0.value)" }
             .joined(separator: "|")
     }
@@ -44,7 +44,7 @@ public struct MetricSignature: Sendable, Equatable, CustomStringConvertible {
     public var description: String { formatted() }
 
     /// Parses a `key:value|key:value` signature string (e.g. one of sacreBLEU's).
-    package init?(parsing text: String) {
+    init?(parsing text: String) {
         var fields: [Field] = []
         for part in text.split(separator: "|", omittingEmptySubsequences: false) {
             guard let colon = part.firstIndex(of: ":") else { return nil }
@@ -62,13 +62,13 @@ func referenceCountField(_ n: Int) -> MetricSignature.Field {
 /// A score ready to be printed the way sacreBLEU prints it.
 public struct ScoreReport: Sendable, Equatable {
     /// `BLEU`, `chrF2`, `chrF2++`, ...
-    package var name: String
-    package var score: Double
+    var name: String
+    var score: Double
     /// BLEU's `66.1/41.0/27.6/18.9 (BP = 1.000 ratio = 1.001 hyp_len = 12103 ref_len = 12091)`.
-    package var verbose: String
-    package var signature: MetricSignature
+    var verbose: String
+    var signature: MetricSignature
 
-    package init(name: String, score: Double, verbose: String = "", signature: MetricSignature) {
+    init(name: String, score: Double, verbose: String = "", signature: MetricSignature) {
         self.name = name
         self.score = score
         self.verbose = verbose

@@ -19,11 +19,11 @@ public enum BLEUTokenizer: String, CaseIterable, Sendable {
     case zh
 
     /// The tokenizer's name in sacreBLEU signatures (`tok:13a`).
-    package var signature: String { rawValue }
+    var signature: String { rawValue }
 
     /// Tokenizes one line exactly as sacreBLEU does and returns the tokens joined by single spaces.
     /// (BLEU itself also lowercases, if asked, and strips trailing whitespace first.)
-    package func callAsFunction(_ line: String) -> String {
+    func callAsFunction(_ line: String) -> String {
         let scratch = TokenizerScratch()
         var src: [UInt32] = []
         PythonText.scalars(of: line, into: &src)

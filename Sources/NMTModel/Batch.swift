@@ -6,10 +6,10 @@ public struct Batch: Sendable {
     package let size: Int
     package let sourceSteps: Int
     package let targetSteps: Int
-    package var sourceTokens: [Int32]
+    var sourceTokens: [Int32]
     package var sourceMask: [Float]
-    package var targetInput: [Int32]
-    package var targetOutput: [Int32]
+    var targetInput: [Int32]
+    var targetOutput: [Int32]
     package var targetMask: [Float]
     /// Real target tokens (EOS included): the loss is normalized by this.
     package let targetTokenCount: Int

@@ -6,7 +6,7 @@ import NMTTensor
 /// costs 3 × the forward FLOPs. Counted over real (unpadded) lengths, so padding is not credited.
 package enum FlopCount {
     /// Forward FLOPs for sentence pairs with the given source and target lengths (target without EOS).
-    package static func forward(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
+    static func forward(_ c: ModelConfig, sourceLengths: [Int], targetLengths: [Int]) -> Double {
         let e = Double(c.embedSize), he = Double(c.encoderHiddenSize), cs = Double(c.contextSize)
         let d = Double(c.decoderHiddenSize), a = Double(c.attentionSize), v = Double(c.targetVocabSize)
         let b = Double(sourceLengths.count)

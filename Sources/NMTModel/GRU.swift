@@ -3,9 +3,9 @@ import NMTTensor
 
 /// The four tensors of one GRU in torch.nn.GRU's layout: gates stacked as (reset, update, new).
 ///   weight_ih [3H, In]   weight_hh [3H, H]   bias_ih [3H]   bias_hh [3H]
-package struct GRUWeights: Sendable {
-    package let weightIH, weightHH, biasIH, biasHH: ParameterView
-    package let inputSize, hiddenSize: Int
+struct GRUWeights: Sendable {
+    let weightIH, weightHH, biasIH, biasHH: ParameterView
+    let inputSize, hiddenSize: Int
 
     static func add(_ prefix: String, inputSize: Int, hiddenSize: Int, to layout: inout ParameterLayout,
                     weightHHFirst: ParameterView? = nil) -> GRUWeights {

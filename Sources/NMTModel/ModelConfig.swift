@@ -82,9 +82,9 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 
     /// C: size of an encoder annotation.
-    package var contextSize: Int { 2 * encoderHiddenSize }
+    var contextSize: Int { 2 * encoderHiddenSize }
 
-    package func validate() throws {
+    func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ModelError.invalidConfig(message) } }
         try check(sourceVocabSize > 4 && targetVocabSize > 4, "vocabulary sizes must be > 4")
         try check(embedSize > 0 && encoderHiddenSize > 0 && decoderHiddenSize > 0 && attentionSize > 0, "sizes must be positive")
@@ -94,11 +94,11 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     }
 }
 
-package enum ModelError: Error, CustomStringConvertible {
+enum ModelError: Error, CustomStringConvertible {
     case invalidConfig(String)
     case shapeMismatch(String)
 
-    package var description: String {
+    var description: String {
         switch self {
         case .invalidConfig(let m): return "invalid model configuration: \(m)"
         case .shapeMismatch(let m): return "shape mismatch: \(m)"

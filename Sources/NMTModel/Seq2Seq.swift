@@ -38,7 +38,7 @@ public final class Seq2Seq {
 
     /// Another handle on the same parameters (and gradient buffer) with workspaces of its own, so that
     /// several threads can translate at once. Nothing may train while replicas are in use.
-    package func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
+    func replica() -> Seq2Seq { Seq2Seq(sharing: self) }
 
     private init(sharing other: Seq2Seq) {
         config = other.config

@@ -16,7 +16,7 @@ import NMTText
 /// Every file is replaced atomically, and `last` is switched by renaming a symbolic link, so a crash at
 /// any moment leaves the directory on a complete model and a complete checkpoint.
 public struct ModelDirectory: Sendable {
-    package let path: String
+    let path: String
 
     public init(_ path: String) { self.path = path }
 
@@ -203,13 +203,13 @@ public struct ModelDirectory: Sendable {
 
 /// Which SentencePiece models a model directory uses (`vocabulary.json`).
 package struct VocabularyFiles: Codable, Equatable, Sendable {
-    package var sourceLang: String
-    package var targetLang: String
+    var sourceLang: String
+    var targetLang: String
     /// File names inside the model directory (the same file when the vocabulary is joint).
-    package var sourceModel: String
-    package var targetModel: String
+    var sourceModel: String
+    var targetModel: String
 
-    package init(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) {
+    init(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) {
         self.sourceLang = sourceLang
         self.targetLang = targetLang
         self.sourceModel = sourceModel

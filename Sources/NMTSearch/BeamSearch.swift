@@ -7,16 +7,16 @@ import NMTText
 
 public struct BeamSearchOptions: Sendable {
     /// Hypotheses kept per sentence at each step (1: greedy).
-    package var beamSize = 5
+    var beamSize = 5
     /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
-    package var lengthPenalty: Float = 1.0
+    var lengthPenalty: Float = 1.0
     /// Output length limit: ratio × source length + offset tokens.
     public var maxLengthRatio: Float = 2.0
-    package var maxLengthOffset = 10
+    var maxLengthOffset = 10
     /// Hypotheses returned per sentence (≤ beam size).
-    package var nBest = 1
+    var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
-    package var alignments = false
+    var alignments = false
 
     public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, nBest: Int = 1, alignments: Bool = false) {
         self.beamSize = beamSize
@@ -30,9 +30,9 @@ public struct Hypothesis: Sendable, Equatable {
     /// Target ids without EOS.
     public var tokens: [Int32]
     /// Sum of the log-probabilities of the tokens and of EOS.
-    package var logProbability: Float
+    var logProbability: Float
     /// logProbability / (tokens.count + 1)^α: what hypotheses are ranked by.
-    package var score: Float
+    var score: Float
     /// Per target position (EOS included), the attention over the source positions.
     public var alignment: [[Float]]
 }
@@ -47,7 +47,7 @@ package final class BeamSearch {
     /// Searches over replicas of the decoder, for the other workers of `searchInBatches`.
     private var replicas: [BeamSearch] = []
 
-    package init(decoder: any IncrementalDecoding) {
+    init(decoder: any IncrementalDecoding) {
         self.decoder = decoder
     }
 
@@ -62,7 +62,7 @@ package final class BeamSearch {
     /// The stages: start every sentence's rows, then step by step expand and select each sentence's
     /// beam, reorder the decoder's rows, and drop finished sentences; at the end, read the n-best lists
     /// off the tree of hypotheses.
-    package func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
+    func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
         let k = max(1, options.beamSize)
         decoder.start(sources: sources, beams: k)

@@ -6,7 +6,7 @@ import NMTText
 extension Seq2Seq {
     /// Greedy decoding of a batch of source sentences (ids without BOS/EOS). Stops each sentence at
     /// EOS or after `maxLength` tokens; returns the ids without EOS.
-    package func greedyDecode(_ sources: [[Int32]], maxLength: Int) -> [[Int32]] {
+    func greedyDecode(_ sources: [[Int32]], maxLength: Int) -> [[Int32]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count, v = config.targetVocabSize
         var outputs = [[Int32]](repeating: [], count: b)

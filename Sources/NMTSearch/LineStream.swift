@@ -24,7 +24,7 @@ public final class LineStream: @unchecked Sendable {
     }
 
     /// Repairs one raw line (without its "\n").
-    package static func clean(_ bytes: ArraySlice<UInt8>) -> String {
+    static func clean(_ bytes: ArraySlice<UInt8>) -> String {
         let text = String(decoding: bytes, as: UTF8.self)
         guard text.utf8.contains(where: { $0 == 0 || $0 == 9 || $0 == 13 }) else { return text }
         return String(String.UnicodeScalarView(text.unicodeScalars.map { ($0 == "\0" || $0 == "\t" || $0 == "\r") ? " " : $0 }))

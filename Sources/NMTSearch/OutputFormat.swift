@@ -6,9 +6,9 @@ import NMTText
 
 /// How mt-translate writes a translation: plain text, Moses n-best lines, scores, alignments.
 public struct OutputFormat: Sendable {
-    package var nBest = false
-    package var scores = false
-    package var alignments = false
+    var nBest = false
+    var scores = false
+    var alignments = false
 
     public init(nBest: Bool = false, scores: Bool = false, alignments: Bool = false) {
         self.nBest = nBest
@@ -41,7 +41,7 @@ public struct OutputFormat: Sendable {
     }
 
     /// "s-t" pairs linking each target piece (EOS excluded) to the source piece it attends to most.
-    package static func hardAlignment(_ alignment: [[Float]]) -> String {
+    static func hardAlignment(_ alignment: [[Float]]) -> String {
         alignment.dropLast().enumerated().compactMap { t, row in
             guard let s = row.indices.max(by: { row[$0] < row[$1] }) else { return nil }
             return "\(s)-\(t)"

@@ -7,7 +7,7 @@ import NMTText
 /// One translated line.
 public struct Translation: Sendable {
     /// The best hypothesis, detokenized.
-    package var text: String
+    var text: String
     /// The n-best list, best first, with its detokenized texts.
     public var hypotheses: [(text: String, hypothesis: Hypothesis)]
     /// The source was cut to the maximum length.
@@ -18,12 +18,12 @@ public struct Translation: Sendable {
 
 /// Raw text in, raw text out: SentencePiece encoding, batched beam search, decoding.
 public final class Translator {
-    package let model: Seq2Seq
-    package let source: SentencePiece
+    let model: Seq2Seq
+    let source: SentencePiece
     public let target: SentencePiece
-    package let search: BeamSearch
+    let search: BeamSearch
 
-    package init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
+    init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
         guard source.vocabularySize == model.config.sourceVocabSize, target.vocabularySize == model.config.targetVocabSize else {
             throw ModelDirectory.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
                                             + "do not match the model's \(model.config.sourceVocabSize)/\(model.config.targetVocabSize)")
@@ -65,7 +65,7 @@ public final class Translator {
     }
 
     /// The same over id sequences.
-    package func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+    func translate(ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         search.searchInBatches(ids, options: options, batchSize: batchSize, workers: workers)
     }
 }

@@ -2,9 +2,9 @@ import Foundation
 
 /// A file operation that failed, in plain words: "cannot OPERATION PATH: why".
 public struct FileError: Error, CustomStringConvertible, Equatable {
-    package let operation: String
-    package let path: String
-    package let reason: String
+    let operation: String
+    let path: String
+    let reason: String
 
     /// `operation` is a verb: "read", "write", "create", "copy" …
     public init(_ operation: String, _ path: String, _ reason: String) {

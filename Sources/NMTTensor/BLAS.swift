@@ -23,7 +23,7 @@ public enum BLAS {
 
     /// y[m] = alpha · a[m×n] · x + beta · y (or aᵀ when `trans`).
     @inline(__always)
-    package static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
+    static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
                             x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
         guard m > 0, n > 0 else { return }
         if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) }

@@ -3,7 +3,7 @@ import Foundation
 /// A contiguous, 64-byte aligned array of Float32 owned by a reference, so that workspaces can hand
 /// out raw pointers to BLAS and to the C kernels without copies or exclusivity checks.
 package final class FloatBuffer {
-    package private(set) var count: Int
+    private(set) var count: Int
     package private(set) var pointer: UnsafeMutablePointer<Float>
 
     package init(count: Int) {
@@ -12,7 +12,7 @@ package final class FloatBuffer {
         pointer.initialize(repeating: 0, count: max(count, 1))
     }
 
-    package convenience init(_ values: [Float]) {
+    convenience init(_ values: [Float]) {
         self.init(count: values.count)
         values.withUnsafeBufferPointer { pointer.update(from: $0.baseAddress!, count: values.count) }
     }

@@ -2,7 +2,7 @@
 package struct ParameterView: Equatable, Sendable {
     package let name: String
     package let shape: [Int]
-    package let offset: Int
+    let offset: Int
     package var count: Int { shape.reduce(1, *) }
 }
 
@@ -10,7 +10,7 @@ package struct ParameterView: Equatable, Sendable {
 /// moments are each one flat Float buffer laid out by this, so they can be treated as one array.
 package struct ParameterLayout: Sendable {
     package private(set) var views: [ParameterView] = []
-    package private(set) var totalCount = 0
+    private(set) var totalCount = 0
 
     package init() {}
 
@@ -22,12 +22,12 @@ package struct ParameterLayout: Sendable {
         return view
     }
 
-    package func view(named name: String) -> ParameterView? { views.first { $0.name == name } }
+    func view(named name: String) -> ParameterView? { views.first { $0.name == name } }
 }
 
 /// A flat buffer laid out by a `ParameterLayout`: used for the weights and, separately, their gradients.
 public final class ParameterBuffer {
-    package let layout: ParameterLayout
+    let layout: ParameterLayout
     package let storage: FloatBuffer
 
     package init(layout: ParameterLayout) {

@@ -1,7 +1,7 @@
 /// xoshiro256** seeded through SplitMix64: fast, reproducible, and its state is four words that a
 /// checkpoint can store so a resumed run draws the same numbers.
 package struct RandomSource: RandomNumberGenerator, Codable, Equatable, Sendable {
-    package var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
+    var s0: UInt64, s1: UInt64, s2: UInt64, s3: UInt64
 
     package init(seed: UInt64) {
         var s = seed

@@ -18,11 +18,11 @@ package enum SafeTensors {
         }
     }
 
-    package enum Error: Swift.Error, CustomStringConvertible {
+    enum Error: Swift.Error, CustomStringConvertible {
         case unreadable(String, String)
         case malformed(String, String)
 
-        package var description: String {
+        var description: String {
             switch self {
             case .unreadable(let path, let why): return "cannot read \(path): \(why)"
             case .malformed(let path, let why): return "\(path) is not a valid safetensors file: \(why)"

@@ -4,28 +4,28 @@ import NMTTensor
 /// `manifest.json` in an `mt-preprocess` output directory: what was made from what.
 /// See docs/data-format.md. Dictionaries are keyed by language code.
 package struct PreprocessManifest: Codable, Equatable, Sendable {
-    package static let fileName = "manifest.json"
-    package static let formatName = "swiftnmt-preprocess"
-    package static let currentFormatVersion = 1
+    static let fileName = "manifest.json"
+    static let formatName = "swiftnmt-preprocess"
+    static let currentFormatVersion = 1
 
     /// Always "swiftnmt-preprocess".
-    package var format: String
+    var format: String
     /// Layout version of the directory (1).
-    package var formatVersion: Int
+    var formatVersion: Int
     /// Program and version that wrote it.
-    package var tool: String
+    var tool: String
     /// ISO 8601 time of writing.
-    package var created: String
+    var created: String
     /// Everything that determines the outputs: options and input files.
     package var request: PreprocessRequest
     /// The SentencePiece model(s).
     package var sentencepiece: VocabularyInfo
     /// One entry per split, in order train, valid..., test...
-    package var splits: [SplitInfo]
+    var splits: [SplitInfo]
     /// Every file written (names relative to the directory), manifest excluded.
-    package var outputs: [String]
+    var outputs: [String]
     /// Wall-clock seconds the preprocessing took.
-    package var seconds: Double
+    var seconds: Double
 
     package func split(_ name: String) -> SplitInfo? { splits.first { $0.name == name } }
 
@@ -49,7 +49,7 @@ package struct PreprocessManifest: Codable, Equatable, Sendable {
         return manifest
     }
 
-    package func encoded() throws -> Data {
+    func encoded() throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys, .withoutEscapingSlashes]
         return try encoder.encode(self)
@@ -60,17 +60,17 @@ package struct PreprocessManifest: Codable, Equatable, Sendable {
 package struct PreprocessRequest: Codable, Equatable, Sendable {
     package var sourceLang: String
     package var targetLang: String
-    package var vocabSize: Int
-    package var modelType: String
-    package var joint: Bool
-    package var characterCoverage: Double
-    package var maxLength: Int
-    package var lengthRatio: Double
-    package var inputSentenceSize: Int
-    package var inputs: [InputInfo]
+    var vocabSize: Int
+    var modelType: String
+    var joint: Bool
+    var characterCoverage: Double
+    var maxLength: Int
+    var lengthRatio: Double
+    var inputSentenceSize: Int
+    var inputs: [InputInfo]
 
     /// Human-readable list of the fields that differ from `other`.
-    package func differences(from other: PreprocessRequest) -> [String] {
+    func differences(from other: PreprocessRequest) -> [String] {
         var d: [String] = []
         func check<T: Equatable>(_ name: String, _ a: T, _ b: T) { if a != b { d.append("\(name) \(b) -> \(a)") } }
         check("source-lang", sourceLang, other.sourceLang)
@@ -97,20 +97,20 @@ package struct PreprocessRequest: Codable, Equatable, Sendable {
 }
 
 /// One input file.
-package struct InputInfo: Codable, Equatable, Sendable {
+struct InputInfo: Codable, Equatable, Sendable {
     /// Split name (train, valid, valid1, test, test1, ...).
-    package var split: String
-    package var lang: String
+    var split: String
+    var lang: String
     /// Absolute path of the file read.
-    package var path: String
+    var path: String
     /// Size on disk in bytes.
-    package var bytes: Int
+    var bytes: Int
     /// Number of lines.
-    package var lines: Int
+    var lines: Int
     /// FNV-1a 64 of the (decompressed) contents.
-    package var checksum: String
+    var checksum: String
     /// Read through `gzip -dc`.
-    package var compressed: Bool
+    var compressed: Bool
 }
 
 /// The SentencePiece model(s) of a preprocessed directory.
@@ -120,28 +120,28 @@ package struct VocabularyInfo: Codable, Equatable, Sendable {
     /// Language -> `.model` file (the same file for both languages when joint).
     package var models: [String: String]
     /// Language -> vocabulary text file (`piece<TAB>score`, line n = id n).
-    package var vocabularies: [String: String]
+    var vocabularies: [String: String]
     /// Language -> vocabulary size.
     package var vocabSizes: [String: Int]
     /// Language -> number of sentences the model was trained on.
-    package var trainingSentences: [String: Int]
-    package var padId: Int32
-    package var unkId: Int32
-    package var bosId: Int32
-    package var eosId: Int32
+    var trainingSentences: [String: Int]
+    var padId: Int32
+    var unkId: Int32
+    var bosId: Int32
+    var eosId: Int32
 }
 
 /// Pairs dropped from the training data by the clean-corpus-n rules (first matching reason).
-package struct DroppedCounts: Codable, Equatable, Sendable {
+struct DroppedCounts: Codable, Equatable, Sendable {
     /// A side encodes to no pieces (empty or whitespace-only line).
-    package var empty: Int
+    var empty: Int
     /// A side is longer than `maxLength` subwords.
-    package var tooLong: Int
+    var tooLong: Int
     /// One side is more than `lengthRatio` times longer than the other (in subwords).
-    package var lengthRatio: Int
-    package var total: Int { empty + tooLong + lengthRatio }
+    var lengthRatio: Int
+    var total: Int { empty + tooLong + lengthRatio }
 
-    package init(empty: Int = 0, tooLong: Int = 0, lengthRatio: Int = 0) {
+    init(empty: Int = 0, tooLong: Int = 0, lengthRatio: Int = 0) {
         self.empty = empty
         self.tooLong = tooLong
         self.lengthRatio = lengthRatio
@@ -150,17 +150,17 @@ package struct DroppedCounts: Codable, Equatable, Sendable {
 
 /// One split (train, valid, test, ...).
 package struct SplitInfo: Codable, Equatable, Sendable {
-    package var name: String
+    var name: String
     /// train, valid or test.
-    package var kind: String
+    var kind: String
     /// The prefix given on the command line.
-    package var prefix: String
+    var prefix: String
     /// Pairs read.
-    package var inputPairs: Int
+    var inputPairs: Int
     /// Pairs written (equal to `inputPairs` for valid and test, which are never cleaned).
-    package var pairs: Int
+    var pairs: Int
     /// Only for train.
-    package var dropped: DroppedCounts?
+    var dropped: DroppedCounts?
     /// Language -> side statistics and files.
     package var sides: [String: SideInfo]
 }
@@ -170,10 +170,10 @@ package struct SideInfo: Codable, Equatable, Sendable {
     package var dataset: String
     /// Raw text copy (valid and test only), one line per sentence, for BLEU and translation.
     package var text: String?
-    package var tokens: Int
-    package var averageLength: Double
-    package var maxLength: Int
+    var tokens: Int
+    var averageLength: Double
+    var maxLength: Int
     /// Pieces equal to the model's unknown id.
-    package var unknownTokens: Int
-    package var unknownRate: Double
+    var unknownTokens: Int
+    var unknownRate: Double
 }

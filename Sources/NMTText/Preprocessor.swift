@@ -3,40 +3,40 @@ import NMTTensor
 import NMTVersion
 
 /// A preprocessing failure with a message meant for the user (file names, line numbers, counts).
-package struct PreprocessError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    package let message: String
-    package init(_ message: String) { self.message = message }
-    package var description: String { message }
-    package var errorDescription: String? { message }
+struct PreprocessError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+    var errorDescription: String? { message }
 }
 
 /// Options of `mt-preprocess` (fairseq-preprocess conventions; files are `PREFIX.LANG`).
 public struct PreprocessOptions: Sendable {
-    package var sourceLang: String
-    package var targetLang: String
+    var sourceLang: String
+    var targetLang: String
     /// Training prefix: reads `trainPrefix.sourceLang` and `trainPrefix.targetLang`.
-    package var trainPrefix: String
+    var trainPrefix: String
     /// Validation prefixes -> splits valid, valid1, ...
-    package var validPrefixes: [String]
+    var validPrefixes: [String]
     /// Test prefixes -> splits test, test1, ...
-    package var testPrefixes: [String]
-    package var destDir: String
+    var testPrefixes: [String]
+    var destDir: String
     /// Vocabulary size of each SentencePiece model.
-    package var vocabSize: Int
-    package var modelType: SentencePieceModelType
+    var vocabSize: Int
+    var modelType: SentencePieceModelType
     /// One model for both languages (true) or one per language.
-    package var joint: Bool
-    package var characterCoverage: Double
+    var joint: Bool
+    var characterCoverage: Double
     /// Training pairs with a side longer than this many subwords are dropped.
-    package var maxLength: Int
+    var maxLength: Int
     /// Training pairs whose subword lengths differ by more than this factor are dropped.
-    package var lengthRatio: Double
+    var lengthRatio: Double
     /// At most this many sentences (per model) go into SentencePiece training (sampled).
-    package var inputSentenceSize: Int
+    var inputSentenceSize: Int
     /// Threads for SentencePiece training and encoding.
-    package var threads: Int
+    var threads: Int
     /// Overwrite a destination directory that holds something else.
-    package var force: Bool
+    var force: Bool
 
     public init(sourceLang: String, targetLang: String, trainPrefix: String,
                 validPrefixes: [String] = [], testPrefixes: [String] = [], destDir: String,
@@ -62,7 +62,7 @@ public struct PreprocessOptions: Sendable {
     }
 
     /// Checks the option values (not the files).
-    package func validate() throws {
+    func validate() throws {
         for (name, lang) in [("source", sourceLang), ("target", targetLang)] {
             guard !lang.isEmpty, !lang.contains("/"), !lang.hasPrefix("."), !lang.contains(where: \.isWhitespace) else {
                 throw PreprocessError("invalid \(name) language '\(lang)' (a short code like 'en')")
@@ -84,7 +84,7 @@ public struct PreprocessOptions: Sendable {
     }
 
     /// fairseq names: train; valid, valid1, ...; test, test1, ...
-    package var splits: [(name: String, kind: String, prefix: String)] {
+    var splits: [(name: String, kind: String, prefix: String)] {
         var s: [(String, String, String)] = [("train", "train", trainPrefix)]
         for (i, p) in validPrefixes.enumerated() { s.append((i == 0 ? "valid" : "valid\(i)", "valid", p)) }
         for (i, p) in testPrefixes.enumerated() { s.append((i == 0 ? "test" : "test\(i)", "test", p)) }
@@ -94,18 +94,18 @@ public struct PreprocessOptions: Sendable {
 
 /// What `Preprocessor.run` made.
 public struct PreprocessResult: Sendable {
-    package var manifest: PreprocessManifest
+    var manifest: PreprocessManifest
     /// Statistics table for the user (what mt-preprocess prints on stdout).
     public var summary: String
     /// True when the destination already held the same preprocessing (it was regenerated).
-    package var regenerated: Bool
+    var regenerated: Bool
 }
 
 /// Raw parallel text -> SentencePiece model(s) + token datasets + manifest. See docs/data-format.md.
 public final class Preprocessor {
-    package let options: PreprocessOptions
+    let options: PreprocessOptions
     /// Progress messages (mt-preprocess sends them to stderr).
-    package var log: (String) -> Void
+    var log: (String) -> Void
 
     public init(options: PreprocessOptions, log: @escaping (String) -> Void = { _ in }) {
         self.options = options
@@ -441,7 +441,7 @@ public final class Preprocessor {
     // MARK: Summary
 
     /// The statistics table printed by mt-preprocess.
-    package static func summary(_ m: PreprocessManifest) -> String {
+    static func summary(_ m: PreprocessManifest) -> String {
         let r = m.request
         let langs = [r.sourceLang, r.targetLang]
         var lines: [String] = []

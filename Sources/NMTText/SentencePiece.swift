@@ -3,11 +3,11 @@ import Foundation
 import NMTTensor
 
 /// An error reported by libsentencepiece or by the wrapper.
-package struct SentencePieceError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    package let message: String
-    package init(_ message: String) { self.message = message }
-    package var description: String { message }
-    package var errorDescription: String? { message }
+struct SentencePieceError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+    var errorDescription: String? { message }
 }
 
 /// SentencePiece model types that can be trained.
@@ -19,30 +19,30 @@ public enum SentencePieceModelType: String, Codable, Sendable, CaseIterable {
 }
 
 /// Options for `SentencePiece.train`. Each maps to one `spm_train` flag.
-package struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
+struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
     /// `--vocab_size`: number of pieces including the four special ones.
-    package var vocabSize: Int
+    var vocabSize: Int
     /// `--model_type`.
-    package var modelType: SentencePieceModelType
+    var modelType: SentencePieceModelType
     /// `--character_coverage`: 1.0 keeps every character of the training text (good for
     /// alphabetic scripts); 0.9995 is SentencePiece's default for large character sets.
-    package var characterCoverage: Double
+    var characterCoverage: Double
     /// `--input_sentence_size`: at most this many training sentences are used (0 = all).
-    package var inputSentenceSize: Int
+    var inputSentenceSize: Int
     /// `--shuffle_input_sentence`: sample randomly when there are more than `inputSentenceSize`.
-    package var shuffleInputSentence: Bool
+    var shuffleInputSentence: Bool
     /// `--num_threads`.
-    package var numThreads: Int
+    var numThreads: Int
     /// `--max_sentence_length` in bytes: longer training sentences are skipped by the trainer.
-    package var maxSentenceLength: Int
+    var maxSentenceLength: Int
     /// `--hard_vocab_limit`: when false, `vocabSize` is a soft limit (unigram only).
-    package var hardVocabLimit: Bool
+    var hardVocabLimit: Bool
     /// Print the trainer's INFO log to stderr.
-    package var verbose: Bool
+    var verbose: Bool
     /// Further `spm_train` flags (name without dashes -> value). The special ids cannot be changed.
-    package var extraFlags: [String: String]
+    var extraFlags: [String: String]
 
-    package init(vocabSize: Int = 8000,
+    init(vocabSize: Int = 8000,
                 modelType: SentencePieceModelType = .bpe,
                 characterCoverage: Double = 1.0,
                 inputSentenceSize: Int = 2_000_000,
@@ -65,7 +65,7 @@ package struct SentencePieceTrainingOptions: Codable, Sendable, Equatable {
     }
 
     /// The trainer flags (without leading dashes), special ids included.
-    package var trainerFlags: [(String, String)] {
+    var trainerFlags: [(String, String)] {
         var flags: [String: String] = extraFlags
         flags["vocab_size"] = String(vocabSize)
         flags["model_type"] = modelType.rawValue
@@ -105,7 +105,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Loads a model from the bytes of a `.model` file (a serialized ModelProto).
-    package init(serializedModel: [UInt8]) throws {
+    init(serializedModel: [UInt8]) throws {
         var error: UnsafeMutablePointer<CChar>?
         let h = serializedModel.withUnsafeBufferPointer { spm_load_from_serialized($0.baseAddress, $0.count, &error) }
         guard let h else { throw SentencePiece.takeError(error, "cannot load model bytes") }
@@ -119,7 +119,7 @@ public final class SentencePiece: @unchecked Sendable {
     /// Trains a model on in-memory sentences (one sentence per element; no newlines needed).
     /// When `modelPath` is given the model is also written there (and the vocabulary as
     /// `piece<TAB>score` lines next to it, with the extension `.vocab`).
-    package static func train(sentences: [String], options: SentencePieceTrainingOptions = .init(),
+    static func train(sentences: [String], options: SentencePieceTrainingOptions = .init(),
                              modelPath: String? = nil) throws -> SentencePiece {
         var bytes: [UInt8] = []
         var ranges: [Range<Int>] = []
@@ -141,7 +141,7 @@ public final class SentencePiece: @unchecked Sendable {
 
     /// Trains on sentences given as UTF-8 byte buffers (no copies into Strings); the buffers
     /// need to stay valid only during the call.
-    package static func train(utf8Sentences sentences: [UnsafeRawBufferPointer],
+    static func train(utf8Sentences sentences: [UnsafeRawBufferPointer],
                              options: SentencePieceTrainingOptions = .init()) throws -> SentencePiece {
         try validate(options)
         guard !sentences.isEmpty else { throw SentencePieceError("SentencePiece training: no training sentences") }
@@ -161,7 +161,7 @@ public final class SentencePiece: @unchecked Sendable {
 
     /// Trains on text files (one sentence per line), as `spm_train --input=a,b`. The trainer
     /// writes `modelPrefix.model` and `modelPrefix.vocab`; the trained model is returned.
-    package static func train(inputFiles: [String], modelPrefix: String,
+    static func train(inputFiles: [String], modelPrefix: String,
                              options: SentencePieceTrainingOptions = .init()) throws -> SentencePiece {
         try validate(options)
         guard !inputFiles.isEmpty else { throw SentencePieceError("SentencePiece training: no input files") }
@@ -230,7 +230,7 @@ public final class SentencePiece: @unchecked Sendable {
     // MARK: Saving
 
     /// The bytes of the model (what a `.model` file holds).
-    package func serializedModel() throws -> [UInt8] {
+    func serializedModel() throws -> [UInt8] {
         var out: UnsafeMutablePointer<UInt8>?
         var length = 0
         var error: UnsafeMutablePointer<CChar>?
@@ -242,13 +242,13 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Writes the `.model` file.
-    package func writeModel(to path: String) throws {
+    func writeModel(to path: String) throws {
         try Data(serializedModel()).write(to: URL(fileURLWithPath: path), options: .atomic)
     }
 
     /// Writes the vocabulary as text, one `piece<TAB>score` line per id in id order
     /// (line 1 = id 0), like `spm_train`'s `.vocab` file.
-    package func writeVocabulary(to path: String) throws {
+    func writeVocabulary(to path: String) throws {
         var text = ""
         text.reserveCapacity(vocabularySize * 16)
         for id in 0..<Int32(vocabularySize) {
@@ -261,7 +261,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// `x.model` -> `x.vocab` (any other name gets `.vocab` appended).
-    package static func vocabularyPath(forModel modelPath: String) -> String {
+    static func vocabularyPath(forModel modelPath: String) -> String {
         modelPath.hasSuffix(".model") ? String(modelPath.dropLast(6)) + ".vocab" : modelPath + ".vocab"
     }
 
@@ -271,18 +271,18 @@ public final class SentencePiece: @unchecked Sendable {
     package var vocabularySize: Int { Int(spm_piece_size(handle)) }
     /// The model's own special ids (`-1` when absent). Models trained by SwiftNMT have
     /// `SpecialTokens.pad/unk/bos/eos`.
-    package var unkId: Int32 { spm_unk_id(handle) }
-    package var bosId: Int32 { spm_bos_id(handle) }
-    package var eosId: Int32 { spm_eos_id(handle) }
-    package var padId: Int32 { spm_pad_id(handle) }
+    var unkId: Int32 { spm_unk_id(handle) }
+    var bosId: Int32 { spm_bos_id(handle) }
+    var eosId: Int32 { spm_eos_id(handle) }
+    var padId: Int32 { spm_pad_id(handle) }
 
     /// True when the model's special ids are SwiftNMT's `SpecialTokens`.
-    package var hasStandardSpecialIds: Bool {
+    var hasStandardSpecialIds: Bool {
         padId == SpecialTokens.pad && unkId == SpecialTokens.unk && bosId == SpecialTokens.bos && eosId == SpecialTokens.eos
     }
 
     /// Id of a piece; `unkId` when the piece is not in the vocabulary.
-    package func pieceToId(_ piece: String) -> Int32 {
+    func pieceToId(_ piece: String) -> Int32 {
         var p = piece
         return p.withUTF8 { b in
             b.withMemoryRebound(to: CChar.self) { spm_piece_to_id(handle, $0.baseAddress, $0.count) }
@@ -299,11 +299,11 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Score of an id (log probability for unigram, minus the merge rank for BPE); 0 when out of range.
-    package func score(_ id: Int32) -> Float { spm_score(handle, id) }
-    package func isUnknown(_ id: Int32) -> Bool { spm_is_unknown(handle, id) != 0 }
-    package func isControl(_ id: Int32) -> Bool { spm_is_control(handle, id) != 0 }
-    package func isUnused(_ id: Int32) -> Bool { spm_is_unused(handle, id) != 0 }
-    package func isByte(_ id: Int32) -> Bool { spm_is_byte(handle, id) != 0 }
+    func score(_ id: Int32) -> Float { spm_score(handle, id) }
+    func isUnknown(_ id: Int32) -> Bool { spm_is_unknown(handle, id) != 0 }
+    func isControl(_ id: Int32) -> Bool { spm_is_control(handle, id) != 0 }
+    func isUnused(_ id: Int32) -> Bool { spm_is_unused(handle, id) != 0 }
+    func isByte(_ id: Int32) -> Bool { spm_is_byte(handle, id) != 0 }
 
     // MARK: Encoding
 
@@ -316,14 +316,14 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Encodes UTF-8 bytes, replacing the contents of `ids` (its capacity is reused).
-    package func encode(utf8 text: UnsafeRawBufferPointer, into ids: inout [Int32]) throws {
+    func encode(utf8 text: UnsafeRawBufferPointer, into ids: inout [Int32]) throws {
         ids.removeAll(keepingCapacity: true)
         _ = try encode(utf8: text, appendingTo: &ids)
     }
 
     /// Encodes UTF-8 bytes and appends the ids to `ids`; returns how many were appended.
     @discardableResult
-    package func encode(utf8 text: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws -> Int {
+    func encode(utf8 text: UnsafeRawBufferPointer, appendingTo ids: inout [Int32]) throws -> Int {
         let ptr = text.baseAddress?.assumingMemoryBound(to: CChar.self)
         let capacity = max(32, text.count + 8)
         var needed = 0
@@ -351,7 +351,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Encodes text to pieces.
-    package func encodeAsPieces(_ text: String) throws -> [String] {
+    func encodeAsPieces(_ text: String) throws -> [String] {
         var t = text
         return try t.withUTF8 { b -> [String] in
             var bytes: UnsafeMutablePointer<CChar>?
@@ -386,7 +386,7 @@ public final class SentencePiece: @unchecked Sendable {
         try ids.withUnsafeBufferPointer { try decode($0) }
     }
 
-    package func decode(_ ids: UnsafeBufferPointer<Int32>) throws -> String {
+    func decode(_ ids: UnsafeBufferPointer<Int32>) throws -> String {
         var text: UnsafeMutablePointer<CChar>?
         var length = 0
         var error: UnsafeMutablePointer<CChar>?
@@ -397,7 +397,7 @@ public final class SentencePiece: @unchecked Sendable {
     }
 
     /// Decodes pieces to text.
-    package func decode(pieces: [String]) throws -> String {
+    func decode(pieces: [String]) throws -> String {
         var bytes: [UInt8] = []
         var lengths: [Int] = []
         for p in pieces {

@@ -6,29 +6,29 @@ import NMTTensor
 /// Lines end at `\n`; a final line without `\n` counts as a line, an empty file has no lines.
 /// A trailing `\r` on a line and a UTF-8 byte-order mark at the start of the file are dropped.
 /// Every line is validated as UTF-8; the first invalid byte is reported with its line number.
-package struct TextFile: Sendable {
+struct TextFile: Sendable {
     /// The path read (for `.gz` inputs, the compressed file).
-    package let path: String
+    let path: String
     /// True when the file was decompressed with `gzip -dc`.
-    package let compressed: Bool
+    let compressed: Bool
     /// Size of the file on disk.
-    package let fileBytes: Int
+    let fileBytes: Int
     /// The (decompressed) contents.
-    package let bytes: [UInt8]
+    let bytes: [UInt8]
     /// Byte range of each line in `bytes` (without the line terminator).
-    package let lines: [Range<Int>]
+    let lines: [Range<Int>]
     /// FNV-1a 64-bit hash of the (decompressed) contents, as 16 hex digits.
-    package let checksum: String
+    let checksum: String
 
-    package var lineCount: Int { lines.count }
+    var lineCount: Int { lines.count }
 
     /// Line `i` as a String.
-    package func line(_ i: Int) -> String {
+    func line(_ i: Int) -> String {
         bytes.withUnsafeBufferPointer { String(decoding: UnsafeBufferPointer(rebasing: $0[lines[i]]), as: UTF8.self) }
     }
 
     /// Reads `path`; when it does not exist and `path.gz` does, decompresses that instead.
-    package static func read(resolving path: String) throws -> TextFile {
+    static func read(resolving path: String) throws -> TextFile {
         let fm = FileManager.default
         var isDir: ObjCBool = false
         if fm.fileExists(atPath: path, isDirectory: &isDir) {
@@ -40,7 +40,7 @@ package struct TextFile: Sendable {
     }
 
     /// Reads `path` (decompressing when it ends in `.gz`).
-    package static func read(path: String) throws -> TextFile {
+    static func read(path: String) throws -> TextFile {
         let url = URL(fileURLWithPath: path)
         let compressed = path.hasSuffix(".gz")
         let fileBytes: Int
@@ -58,7 +58,7 @@ package struct TextFile: Sendable {
     }
 
     /// Splits and validates `contents` (which came from `path`).
-    package init(path: String, compressed: Bool = false, fileBytes: Int? = nil, contents: [UInt8]) throws {
+    init(path: String, compressed: Bool = false, fileBytes: Int? = nil, contents: [UInt8]) throws {
         self.path = path
         self.compressed = compressed
         self.fileBytes = fileBytes ?? contents.count
@@ -92,7 +92,7 @@ package struct TextFile: Sendable {
 
     /// Index of the first byte that does not start a well-formed UTF-8 sequence
     /// (no overlong forms, no surrogates, nothing above U+10FFFF); nil when valid.
-    package static func firstInvalidUTF8(_ b: UnsafeBufferPointer<UInt8>) -> Int? {
+    static func firstInvalidUTF8(_ b: UnsafeBufferPointer<UInt8>) -> Int? {
         let n = b.count
         var i = 0
         while i < n {

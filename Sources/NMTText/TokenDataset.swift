@@ -7,11 +7,11 @@ import Darwin
 import NMTTensor
 
 /// Errors reading or writing token datasets. The message names the file.
-package struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    package let message: String
-    package init(_ message: String) { self.message = message }
-    package var description: String { message }
-    package var errorDescription: String? { message }
+struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError, Equatable {
+    let message: String
+    init(_ message: String) { self.message = message }
+    var description: String { message }
+    var errorDescription: String? { message }
 }
 
 /// Binary token dataset file layout, version 1 (all integers little-endian; see docs/data-format.md).
@@ -28,11 +28,11 @@ package struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError
 ///         64  8(N+1) offsets (UInt64): sentence i is tokens[offsets[i] ..< offsets[i+1]],
 ///                   offsets[0] = 0, offsets[N] = T, non-decreasing
 ///    64+8(N+1)  4T  token ids (Int32), without bos/eos
-package enum TokenDatasetFormat {
-    package static let magic: [UInt8] = Array("SNMTTOK".utf8) + [0]
-    package static let version: UInt32 = 1
-    package static let headerSize = 64
-    package static let bytesPerToken = 4
+enum TokenDatasetFormat {
+    static let magic: [UInt8] = Array("SNMTTOK".utf8) + [0]
+    static let version: UInt32 = 1
+    static let headerSize = 64
+    static let bytesPerToken = 4
 }
 
 /// A read-only, memory-mapped token dataset: `count` sentences of Int32 ids (no bos/eos).
@@ -41,15 +41,15 @@ package enum TokenDatasetFormat {
 /// validated on load, so the accessors below do no checks. Immutable; safe to share
 /// between threads.
 package final class TokenDataset: @unchecked Sendable {
-    package let path: String
+    let path: String
     /// Number of sentences.
     package let count: Int
     /// Total number of tokens.
-    package let tokenCount: Int
+    let tokenCount: Int
     /// Vocabulary size recorded by the writer (0 when unknown). All ids are below it.
-    package let vocabSize: Int
+    let vocabSize: Int
     /// Format version of the file.
-    package let version: UInt32
+    let version: UInt32
 
     private let mapping: UnsafeMutableRawPointer
     private let mappingSize: Int
@@ -149,7 +149,7 @@ package final class TokenDataset: @unchecked Sendable {
 
     /// Number of tokens of sentence `i` (0 ..< count).
     @inline(__always)
-    package func length(_ i: Int) -> Int {
+    func length(_ i: Int) -> Int {
         precondition(i >= 0 && i < count, "sentence index \(i) out of range 0..<\(count)")
         return Int(offsets[i + 1] &- offsets[i])
     }
@@ -166,20 +166,20 @@ package final class TokenDataset: @unchecked Sendable {
     package var lengths: [Int] { (0..<count).map { length($0) } }
 
     /// Length of the longest sentence (0 when empty).
-    package var maxLength: Int { (0..<count).reduce(0) { max($0, length($1)) } }
+    var maxLength: Int { (0..<count).reduce(0) { max($0, length($1)) } }
 }
 
 /// Builds a token dataset in memory and writes it with `finish()` (atomically: a temporary
 /// file in the same directory is renamed over `path`).
-package final class TokenDatasetWriter {
-    package let path: String
+final class TokenDatasetWriter {
+    let path: String
     /// Vocabulary size written to the header (0 = unknown). When positive, appended ids must be below it.
-    package let vocabSize: Int
+    let vocabSize: Int
     private var offsets: [UInt64] = [0]
     private var ids: [Int32] = []
     private var finished = false
 
-    package init(path: String, vocabSize: Int = 0) throws {
+    init(path: String, vocabSize: Int = 0) throws {
         guard vocabSize >= 0, vocabSize <= Int(UInt32.max) else {
             throw TokenDatasetError("\(path): vocabulary size \(vocabSize) out of range")
         }
@@ -188,12 +188,12 @@ package final class TokenDatasetWriter {
     }
 
     /// Number of sentences appended so far.
-    package var count: Int { offsets.count - 1 }
+    var count: Int { offsets.count - 1 }
     /// Number of tokens appended so far.
-    package var tokenCount: Int { ids.count }
+    var tokenCount: Int { ids.count }
 
     /// Appends one sentence (ids without bos/eos).
-    package func append(_ sentence: UnsafeBufferPointer<Int32>) throws {
+    func append(_ sentence: UnsafeBufferPointer<Int32>) throws {
         precondition(!finished, "TokenDatasetWriter used after finish()")
         if vocabSize > 0 {
             let limit = Int32(truncatingIfNeeded: vocabSize)
@@ -205,12 +205,12 @@ package final class TokenDatasetWriter {
         offsets.append(UInt64(ids.count))
     }
 
-    package func append(_ sentence: [Int32]) throws {
+    func append(_ sentence: [Int32]) throws {
         try sentence.withUnsafeBufferPointer { try append($0) }
     }
 
     /// Writes the file.
-    package func finish() throws {
+    func finish() throws {
         precondition(!finished, "TokenDatasetWriter.finish() called twice")
         finished = true
         let h = TokenDatasetFormat.headerSize
@@ -239,7 +239,7 @@ package final class TokenDatasetWriter {
     }
 
     /// Writes `sentences` to `path` in one go.
-    package static func write(path: String, sentences: [[Int32]], vocabSize: Int = 0) throws {
+    static func write(path: String, sentences: [[Int32]], vocabSize: Int = 0) throws {
         let w = try TokenDatasetWriter(path: path, vocabSize: vocabSize)
         for s in sentences { try w.append(s) }
         try w.finish()

@@ -8,21 +8,21 @@ import NMTText
 
 /// Adam (Kingma & Ba) over the flat parameter buffer, with global gradient-norm clipping.
 /// The moments are flat buffers of the same layout, so checkpoints store them as two arrays.
-package final class Adam {
-    package var beta1: Float = 0.9
-    package var beta2: Float = 0.999
-    package var epsilon: Float = 1e-8
-    package let firstMoment: FloatBuffer
-    package let secondMoment: FloatBuffer
-    package private(set) var stepCount = 0
+final class Adam {
+    var beta1: Float = 0.9
+    var beta2: Float = 0.999
+    var epsilon: Float = 1e-8
+    let firstMoment: FloatBuffer
+    let secondMoment: FloatBuffer
+    private(set) var stepCount = 0
 
-    package init(parameterCount: Int) {
+    init(parameterCount: Int) {
         firstMoment = FloatBuffer(count: parameterCount)
         secondMoment = FloatBuffer(count: parameterCount)
     }
 
     /// √(Σ g²) over the whole gradient buffer.
-    package static func gradientNorm(_ gradients: ParameterBuffer) -> Float {
+    static func gradientNorm(_ gradients: ParameterBuffer) -> Float {
         Float(nmt_sum_squares(gradients.storage.pointer, gradients.count).squareRoot())
     }
 
@@ -30,7 +30,7 @@ package final class Adam {
     /// Returns the gradient norm before clipping, or nil — and changes nothing — when the gradient
     /// holds NaN or infinity, so a bad batch can never reach the weights or the moments.
     @discardableResult
-    package func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float? {
+    func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float? {
         let norm = Adam.gradientNorm(gradients)
         guard norm.isFinite else { return nil }
         let scale: Float = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
@@ -44,7 +44,7 @@ package final class Adam {
     }
 
     /// Restores the update count (the moments are restored through their buffers).
-    package func restore(stepCount: Int) { self.stepCount = stepCount }
+    func restore(stepCount: Int) { self.stepCount = stepCount }
 }
 
 extension Double {

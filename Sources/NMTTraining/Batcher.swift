@@ -6,7 +6,7 @@ import NMTTensor
 import NMTText
 
 /// Sequences of token ids by index: the binary datasets of mt-preprocess, or arrays in tests.
-package protocol TokenSequences {
+protocol TokenSequences {
     var count: Int { get }
     func tokens(_ i: Int) -> UnsafeBufferPointer<Int32>
 }
@@ -14,11 +14,11 @@ package protocol TokenSequences {
 extension TokenDataset: TokenSequences {}
 
 /// Token sequences held in memory.
-package final class InMemorySequences: TokenSequences {
+final class InMemorySequences: TokenSequences {
     private let storage: UnsafeMutablePointer<Int32>
     private let offsets: [Int]
 
-    package init(_ sequences: [[Int32]]) {
+    init(_ sequences: [[Int32]]) {
         var o = [0]
         for s in sequences { o.append(o.last! + s.count) }
         offsets = o
@@ -28,16 +28,16 @@ package final class InMemorySequences: TokenSequences {
 
     deinit { storage.deallocate() }
 
-    package var count: Int { offsets.count - 1 }
+    var count: Int { offsets.count - 1 }
 
-    package func tokens(_ i: Int) -> UnsafeBufferPointer<Int32> {
+    func tokens(_ i: Int) -> UnsafeBufferPointer<Int32> {
         UnsafeBufferPointer(start: storage + offsets[i], count: offsets[i + 1] - offsets[i])
     }
 }
 
 /// How batches are sized: a fixed number of sentence pairs, or a budget of target tokens
 /// (padding included) per batch.
-package enum BatchSize: Codable, Equatable, Sendable {
+enum BatchSize: Codable, Equatable, Sendable {
     case sentences(Int)
     case tokens(Int)
 }
@@ -45,8 +45,8 @@ package enum BatchSize: Codable, Equatable, Sendable {
 /// The order of one epoch: pairs shuffled from (seed, epoch), sorted by length inside pools of
 /// about 50 batches so that each batch holds similar lengths, cut into batches, and the batches shuffled.
 /// The same seed and epoch always give the same batches, which is what makes `--resume` exact.
-package enum Batcher {
-    package static func epochBatches(sourceLengths: [Int], targetLengths: [Int], size: BatchSize,
+enum Batcher {
+    static func epochBatches(sourceLengths: [Int], targetLengths: [Int], size: BatchSize,
                                     seed: UInt64, epoch: Int) -> [[Int]] {
         var rng = RandomSource(seed: seed &+ UInt64(epoch) &* 0x9E37_79B9)
         var order = Array(sourceLengths.indices)

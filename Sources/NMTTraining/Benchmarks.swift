@@ -30,13 +30,13 @@ public enum Benchmarks {
         public var tokensPerSecond: Double
         public var gflops: Double
         public var secondsPerBatch: Double
-        package var batches: Int
+        var batches: Int
         public var tokensPerBatch: Double
     }
 
     /// Synthetic batches as the trainer makes them: pairs with source lengths uniform in `lengths`,
     /// target lengths within ±2 of the source, sorted by length and cut into batches of `batchSize`.
-    package static func syntheticBatches(config: ModelConfig, batchSize: Int, batches: Int,
+    static func syntheticBatches(config: ModelConfig, batchSize: Int, batches: Int,
                                         lengths: ClosedRange<Int>, seed: UInt64) -> [Batch] {
         var rng = RandomSource(seed: seed)
         let vocab = UInt64(config.targetVocabSize - 4)

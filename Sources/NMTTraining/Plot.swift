@@ -9,7 +9,7 @@ import NMTText
 /// A small SVG chart of training loss and validation BLEU over updates, written at the end of
 /// training (`training.svg` in the model directory). No plotting library: two polylines and axes.
 public enum TrainingPlot {
-    package static func svg(trainLoss: [(Int, Double)], validBLEU: [(Int, Double)], title: String) -> String {
+    static func svg(trainLoss: [(Int, Double)], validBLEU: [(Int, Double)], title: String) -> String {
         let width = 720.0, height = 360.0, left = 60.0, right = 60.0, top = 40.0, bottom = 40.0
         let plotW = width - left - right, plotH = height - top - bottom
         let maxUpdate = Double(max(1, (trainLoss.map(\.0) + validBLEU.map(\.0)).max() ?? 1))

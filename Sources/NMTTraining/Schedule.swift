@@ -6,7 +6,7 @@ import NMTTensor
 import NMTText
 
 /// Learning-rate schedules. The schedule's state is Codable so that `--resume` restores it.
-package enum ScheduleKind: String, Codable, Sendable, CaseIterable {
+enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     /// The base rate throughout.
     case constant
     /// Multiply the rate by `factor` after `patience` validations without improvement.
@@ -15,19 +15,19 @@ package enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     case inverseSqrt = "inverse-sqrt"
 }
 
-package struct LearningRateSchedule: Codable, Equatable, Sendable {
-    package var kind: ScheduleKind
-    package var baseRate: Float
-    package var warmup: Int
-    package var factor: Float
-    package var patience: Int
-    package var minimumRate: Float
+struct LearningRateSchedule: Codable, Equatable, Sendable {
+    var kind: ScheduleKind
+    var baseRate: Float
+    var warmup: Int
+    var factor: Float
+    var patience: Int
+    var minimumRate: Float
     // Plateau state.
-    package private(set) var plateauRate: Float
-    package private(set) var bestScore: Double?
-    package private(set) var badValidations = 0
+    private(set) var plateauRate: Float
+    private(set) var bestScore: Double?
+    private(set) var badValidations = 0
 
-    package init(kind: ScheduleKind, baseRate: Float, warmup: Int = 4000, factor: Float = 0.5, patience: Int = 2,
+    init(kind: ScheduleKind, baseRate: Float, warmup: Int = 4000, factor: Float = 0.5, patience: Int = 2,
                 minimumRate: Float = 1e-6) {
         self.kind = kind
         self.baseRate = baseRate
@@ -39,7 +39,7 @@ package struct LearningRateSchedule: Codable, Equatable, Sendable {
     }
 
     /// The rate for update number `update` (1-based).
-    package func rate(update: Int) -> Float {
+    func rate(update: Int) -> Float {
         switch kind {
         case .constant: return baseRate
         case .plateau: return plateauRate
@@ -50,7 +50,7 @@ package struct LearningRateSchedule: Codable, Equatable, Sendable {
     }
 
     /// Tells the schedule a validation score (higher is better).
-    package mutating func validated(score: Double) {
+    mutating func validated(score: Double) {
         guard kind == .plateau else { return }
         if let best = bestScore, score <= best {
             badValidations += 1

@@ -11,14 +11,14 @@ public struct TrainingState: Codable, Equatable, Sendable {
     public var update = 0
     public var epoch = 0
     /// Batches of `epoch` already trained on.
-    package var batchInEpoch = 0
-    package var rng: RandomSource
-    package var schedule: LearningRateSchedule
-    package var bestScore: Double?
-    package var bestUpdate = 0
-    package var validationsWithoutImprovement = 0
-    package var skippedUpdates = 0
-    package var trainingSeconds = 0.0
+    var batchInEpoch = 0
+    var rng: RandomSource
+    var schedule: LearningRateSchedule
+    var bestScore: Double?
+    var bestUpdate = 0
+    var validationsWithoutImprovement = 0
+    var skippedUpdates = 0
+    var trainingSeconds = 0.0
 }
 
 /// One line of the training log (`log.jsonl` in the model directory).
@@ -46,10 +46,10 @@ public struct TrainingEvent: Codable, Sendable {
 ///   last -> last-UPDATE/            model.safetensors, optimizer.safetensors, state.json: for --resume
 ///   training.yaml                   the resolved options;  log.jsonl  every logged event
 public final class Trainer {
-    package let options: TrainingOptions
+    let options: TrainingOptions
     public let model: Seq2Seq
-    package let adam: Adam
-    package let directory: String
+    let adam: Adam
+    let directory: String
     let files: ModelDirectory
     public private(set) var state: TrainingState
     let trainSource: TokenSequences, trainTarget: TokenSequences
@@ -58,10 +58,10 @@ public final class Trainer {
     /// Receives every event (the command prints the status line from these).
     public var onEvent: (TrainingEvent) -> Void = { _ in }
     /// Computes validation BLEU for the current weights (decoding, detokenizing and scoring live with the caller).
-    package var validationBLEU: ((Seq2Seq) throws -> Double)?
+    var validationBLEU: ((Seq2Seq) throws -> Double)?
     private var log: FileHandle?
 
-    package init(options: TrainingOptions, model: Seq2Seq, directory: String,
+    init(options: TrainingOptions, model: Seq2Seq, directory: String,
                 trainSource: TokenSequences, trainTarget: TokenSequences,
                 validSource: TokenSequences? = nil, validTarget: TokenSequences? = nil) throws {
         try options.validate()
@@ -89,7 +89,7 @@ public final class Trainer {
     static let stateFile = "state.json", optimizerFile = "optimizer.safetensors"
 
     /// Restores weights, optimizer moments, schedule, random state and data position from the checkpoint `last`.
-    package func resume(from source: String) throws {
+    func resume(from source: String) throws {
         let from = ModelDirectory(source)
         let config = try from.loadConfig()
         guard config == model.config else {
@@ -147,7 +147,7 @@ public final class Trainer {
     // MARK: Validation
 
     /// Validation loss (label-smoothed, as trained) and perplexity over the whole validation set.
-    package func validationLoss() -> (loss: Double, perplexity: Double)? {
+    func validationLoss() -> (loss: Double, perplexity: Double)? {
         guard let vs = validSource, let vt = validTarget, vs.count > 0 else { return nil }
         var rng = RandomSource(seed: 0)
         var lossSum = 0.0, nllSum = 0.0, tokens = 0

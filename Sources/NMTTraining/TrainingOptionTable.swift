@@ -1,18 +1,18 @@
 /// One option of `mt-train`: its key (the YAML key in `--config` files and `training.yaml`, and with
 /// two dashes the flag), the group it is listed under, its help, and how its value is read from and
 /// written to the `TrainingOptions` field. Its default is the field's initial value.
-package struct TrainingOption {
-    package enum Group: String, CaseIterable, Sendable {
+struct TrainingOption {
+    enum Group: String, CaseIterable, Sendable {
         case model = "Model"
         case optimization = "Optimization"
         case duration = "Duration and validation"
     }
 
-    package let key: String
-    package let group: Group
-    package let help: String
+    let key: String
+    let group: Group
+    let help: String
     /// What a valid value looks like ("an integer", "constant, plateau or inverse-sqrt").
-    package let expected: String
+    let expected: String
     /// Sets the field from its text; false when the text is not a valid value.
     let read: (inout TrainingOptions, String) -> Bool
     /// The field's value as the user would write it; nil when unset.
@@ -46,7 +46,7 @@ package struct TrainingOption {
     }
 
     /// The default, as written in YAML; nil when the default is unset.
-    package var defaultValue: String? { write(TrainingOptions()) }
+    var defaultValue: String? { write(TrainingOptions()) }
 }
 
 /// A type an option can hold: read and written as the user writes it (`0.001`, not `1.00000004749745e-3`).
@@ -60,15 +60,15 @@ extension Float: OptionValue { static var expected: String { "a number" } }
 extension Double: OptionValue { static var expected: String { "a number" } }
 extension Bool: OptionValue { static var expected: String { "true or false" } }
 extension ScheduleKind: OptionValue {
-    package init?(_ description: String) { self.init(rawValue: description) }
-    package var description: String { rawValue }
+    init?(_ description: String) { self.init(rawValue: description) }
+    var description: String { rawValue }
     static var expected: String { "one of " + allCases.map(\.rawValue).joined(separator: ", ") }
 }
 
 extension TrainingOptions {
     /// Every option, in the order of `--help` and of `training.yaml`. Adding an option takes an entry
     /// here and the field in `TrainingOptions`.
-    package static let table: [TrainingOption] = [
+    static let table: [TrainingOption] = [
         .init("embed-size", .model, \.embedSize, "Embedding size E (also the deep-output size)."),
         .init("encoder-hidden-size", .model, \.encoderHiddenSize, "Hidden size of each encoder direction."),
         .init("encoder-layers", .model, \.encoderLayers, "Encoder layers (the first bidirectional)."),

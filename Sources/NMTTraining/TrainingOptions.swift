@@ -15,44 +15,44 @@ public struct TrainingOptions: Equatable, Sendable {
     private static let reference = ModelConfig.reference()
 
     // Model.
-    package var embedSize = reference.embedSize
-    package var encoderHiddenSize = reference.encoderHiddenSize
-    package var encoderLayers = reference.encoderLayers
-    package var decoderHiddenSize = reference.decoderHiddenSize
-    package var decoderLayers = reference.decoderLayers
-    package var attentionSize = reference.attentionSize
+    var embedSize = reference.embedSize
+    var encoderHiddenSize = reference.encoderHiddenSize
+    var encoderLayers = reference.encoderLayers
+    var decoderHiddenSize = reference.decoderHiddenSize
+    var decoderLayers = reference.decoderLayers
+    var attentionSize = reference.attentionSize
     /// nil: share when the vocabulary is joint.
-    package var sharedEmbeddings: Bool?
-    package var tiedOutput = reference.tiedOutput
+    var sharedEmbeddings: Bool?
+    var tiedOutput = reference.tiedOutput
     // Optimization.
-    package var batchSentences: Int? = 64
-    package var batchTokens: Int?
-    package var learningRate: Float = 1e-3
-    package var schedule: ScheduleKind = .plateau
-    package var warmup = 4000
-    package var decayFactor: Float = 0.5
-    package var decayPatience = 2
-    package var clipNorm: Float = 5
-    package var labelSmoothing: Float = 0.1
-    package var dropout: Float = 0.3
-    package var seed: UInt64 = 1
+    var batchSentences: Int? = 64
+    var batchTokens: Int?
+    var learningRate: Float = 1e-3
+    var schedule: ScheduleKind = .plateau
+    var warmup = 4000
+    var decayFactor: Float = 0.5
+    var decayPatience = 2
+    var clipNorm: Float = 5
+    var labelSmoothing: Float = 0.1
+    var dropout: Float = 0.3
+    var seed: UInt64 = 1
     // Duration and validation.
-    package var maxUpdates = 0
-    package var maxEpochs = 0
+    var maxUpdates = 0
+    var maxEpochs = 0
     /// Stop after this many minutes of training (0: no limit); counts across resumes.
-    package var maxMinutes: Double = 0
-    package var validEvery = 1000
+    var maxMinutes: Double = 0
+    var validEvery = 1000
     /// Early stopping: stop after this many validations without a better BLEU (0: never).
-    package var patience = 10
+    var patience = 10
     /// Beam size of the validation translations (1: greedy).
-    package var validBeam = 1
+    var validBeam = 1
     /// Decode at most this many validation sentences for BLEU (0: all).
-    package var validBLEUSentences = 0
-    package var logEvery = 100
-    package var keepLast = true
-    package var keepBest = true
+    var validBLEUSentences = 0
+    var logEvery = 100
+    var keepLast = true
+    var keepBest = true
     /// Weights written as 16-bit floats (halves the size on disk; the loader converts).
-    package var halfPrecisionWeights = false
+    var halfPrecisionWeights = false
 
     public init() {}
 
@@ -74,7 +74,7 @@ public struct TrainingOptions: Equatable, Sendable {
 
     /// Sets the options a YAML mapping (`key: value` lines) gives; an unknown key or a bad value is an
     /// error naming the file.
-    package mutating func overlay(yaml text: String, path: String) throws {
+    mutating func overlay(yaml text: String, path: String) throws {
         let root: Node?
         do { root = try Yams.compose(yaml: text) } catch { throw TrainingError.badConfig("\(path): not valid YAML: \(error)") }
         guard let root else { return }
@@ -122,11 +122,11 @@ public struct TrainingOptions: Equatable, Sendable {
     }
 
     /// The options as YAML, in the table's order, each value as the user would write it; unset ones are left out.
-    package func yaml() -> String {
+    func yaml() -> String {
         Self.table.compactMap { option in option.write(self).map { "\(option.key): \($0)\n" } }.joined()
     }
 
-    package func validate() throws {
+    func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError.badConfig(message) } }
         try check((batchSentences ?? 0) > 0 || (batchTokens ?? 0) > 0, "give batch-sentences or batch-tokens")
         try check(learningRate > 0, "learning-rate must be positive")
@@ -138,9 +138,9 @@ public struct TrainingOptions: Equatable, Sendable {
                   "training would never stop: give max-updates, max-epochs, max-minutes or patience")
     }
 
-    package var batchSize: BatchSize { batchTokens.map { .tokens($0) } ?? .sentences(batchSentences ?? 64) }
+    var batchSize: BatchSize { batchTokens.map { .tokens($0) } ?? .sentences(batchSentences ?? 64) }
 
-    package func modelConfig(sourceVocabSize: Int, targetVocabSize: Int, jointVocabulary: Bool) -> ModelConfig {
+    func modelConfig(sourceVocabSize: Int, targetVocabSize: Int, jointVocabulary: Bool) -> ModelConfig {
         ModelConfig(sourceVocabSize: sourceVocabSize, targetVocabSize: targetVocabSize, embedSize: embedSize,
                     encoderHiddenSize: encoderHiddenSize, encoderLayers: encoderLayers, decoderHiddenSize: decoderHiddenSize,
                     decoderLayers: decoderLayers, attentionSize: attentionSize,
@@ -148,14 +148,14 @@ public struct TrainingOptions: Equatable, Sendable {
     }
 }
 
-package enum TrainingError: Error, CustomStringConvertible {
+enum TrainingError: Error, CustomStringConvertible {
     case badConfig(String)
     /// A flag that is not an option, or a value that does not fit it: a usage error.
     case badFlag(String)
     case checkpoint(String)
     case diverged(String)
 
-    package var description: String {
+    var description: String {
         switch self {
         case .badConfig(let m): return "configuration: \(m)"
         case .badFlag(let m): return m
