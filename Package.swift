@@ -3,16 +3,18 @@ import PackageDescription
 
 // The targets are the architecture (docs/architecture.md): each floor imports only the floors below it.
 //
-//   NMTVersion                                   the version string everything writes
+//   NMTVersion                                    the version string everything writes
 //   NMTMetrics      ← NMTVersion                  BLEU and chrF; knows nothing of the model
 //   NMTTensor       ← CBLAS, CKernels             buffers, BLAS, flat parameters, safetensors, atomic files
 //   NMTText         ← NMTTensor, CSentencePiece   SentencePiece, preprocessing, token datasets
-//   NMTModel        ← NMTTensor, CKernels         layers with forward and backward, the encoder-decoder
+//   NMTModel        ← NMTTensor, CKernels         layers with forward and backward, the encoder-decoder,
+//                                                 incremental decoding and the interface search uses
 //   NMTModelFiles   ← NMTModel, NMTText           the one owner of a model directory
-//   NMTSearch       ← NMTModelFiles               incremental decoding, beam search, the translator
-//   NMTTraining     ← NMTSearch, NMTMetrics       batches, Adam, options, the training loop, benchmarks
+//   NMTSearch       ← NMTModelFiles               beam search, the translator, stdin
+//   NMTTraining     ← NMTSearch, NMTMetrics       options, batches, Adam, the training loop, benchmarks
 //   NMTCommandLine  ← ArgumentParser              what every program shares: --threads, error reports
-//   mt-*            programs: thin ParsableCommands over the floors they use
+//   mt-*            programs: small ParsableCommands over the floors they name. They have no package
+//                   access, so `public` is exactly what the programs use.
 
 // Release builds drop bounds and exclusivity checks in the numerical code (debug builds keep them),
 // and stay testable so the test suite can run on the fast build.
@@ -57,16 +59,16 @@ let package = Package(
         .target(name: "NMTTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastSwift),
         .target(name: "NMTText", dependencies: ["NMTTensor", "NMTVersion", "CSentencePiece"], swiftSettings: fastSwift),
         .target(name: "NMTModel", dependencies: ["NMTTensor", "CKernels"], swiftSettings: fastSwift),
-        .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText"], swiftSettings: fastSwift),
-        .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "CKernels"], swiftSettings: fastSwift),
-        .target(name: "NMTTraining", dependencies: ["NMTSearch", "NMTMetrics", .product(name: "Yams", package: "Yams")],
+        .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText", "NMTTensor"], swiftSettings: fastSwift),
+        .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "CKernels"], swiftSettings: fastSwift),
+        .target(name: "NMTTraining", dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics", .product(name: "Yams", package: "Yams")],
                 swiftSettings: fastSwift),
         .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
-        .executableTarget(name: "mt-preprocess", dependencies: ["NMTText", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-train", dependencies: ["NMTTraining", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-translate", dependencies: ["NMTSearch", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
+        .executableTarget(name: "mt-preprocess", dependencies: ["NMTText", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
+        .executableTarget(name: "mt-train", dependencies: ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
+        .executableTarget(name: "mt-translate", dependencies: ["NMTSearch", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
         .executableTarget(name: "mt-bleu", dependencies: ["NMTMetrics", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-bench", dependencies: ["NMTTraining", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
+        .executableTarget(name: "mt-bench", dependencies: ["NMTTraining", "NMTModel", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",

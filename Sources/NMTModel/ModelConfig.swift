@@ -96,12 +96,10 @@ public struct ModelConfig: Codable, Equatable, Sendable {
 
 enum ModelError: Error, CustomStringConvertible {
     case invalidConfig(String)
-    case shapeMismatch(String)
 
     var description: String {
         switch self {
         case .invalidConfig(let m): return "invalid model configuration: \(m)"
-        case .shapeMismatch(let m): return "shape mismatch: \(m)"
         }
     }
 }

@@ -13,8 +13,8 @@ import NMTText
 ///   last -> last-UPDATE/            the newest full training state for `--resume`: model.safetensors,
 ///                                   model.json and the trainer's own files (optimizer moments, state)
 ///
-/// Every file is replaced atomically, and `last` is switched by renaming a symbolic link, so a crash at
-/// any moment leaves the directory on a complete model and a complete checkpoint.
+/// The model's files and the checkpoint's are replaced atomically, and `last` is switched by renaming a
+/// symbolic link, so a crash at any moment leaves a complete model and a complete checkpoint.
 public struct ModelDirectory: Sendable {
     let path: String
 
@@ -84,6 +84,15 @@ public struct ModelDirectory: Sendable {
 
     /// Reads the directory's weights into `model`.
     package func loadWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: nil) }
+
+    /// The configuration of the model in the checkpoint `last`.
+    public func loadCheckpointConfig() throws -> ModelConfig {
+        guard holdsTrainingRun else {
+            throw Error.missing("\(path) holds no checkpoint to continue from: \(lastPath) is missing "
+                                + "(the run wrote none: keep-last false, or it stopped before its first validation)")
+        }
+        return try ModelDirectory(lastPath).loadConfig()
+    }
 
     /// Reads the weights of the checkpoint `last` into `model`.
     package func loadCheckpointWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: Self.lastLink) }
@@ -172,12 +181,16 @@ public struct ModelDirectory: Sendable {
     /// the previous one. Weights and the trainer's files always change together.
     package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
         let fm = FileManager.default
-        let name = Self.lastLink + "-\(update)", target = path + "/" + name
+        let previous = try? fm.destinationOfSymbolicLink(atPath: lastPath)
+        // A run resumed and stopped at once checkpoints the same update again: never overwrite the
+        // checkpoint `last` points to, or a crash in between would leave no checkpoint at all.
+        var name = Self.lastLink + "-\(update)"
+        if name == previous { name += "-again" }
+        let target = path + "/" + name
         try? fm.removeItem(atPath: target)
         try saveModel(model, in: name)
         for file in files { try AtomicFile.write(file.data, to: target + "/" + file.name) }
         let temporaryLink = path + "/.\(Self.lastLink).tmp-\(getpid())"
-        let previous = try? fm.destinationOfSymbolicLink(atPath: lastPath)
         try? fm.removeItem(atPath: temporaryLink)
         guard symlink(name, temporaryLink) == 0, rename(temporaryLink, lastPath) == 0 else {
             throw FileError("switch", "\(lastPath) to \(name)", FileError.systemReason())
@@ -194,7 +207,8 @@ public struct ModelDirectory: Sendable {
         return data
     }
 
-    static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
+    /// JSON as every file of a model directory is written: indented, keys sorted (so files diff well).
+    package static func prettyJSON<T: Encodable>(_ value: T) throws -> Data {
         let encoder = JSONEncoder()
         encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         return try encoder.encode(value)

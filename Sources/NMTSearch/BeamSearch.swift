@@ -1,9 +1,7 @@
 import CKernels
 import Foundation
 import NMTModel
-import NMTModelFiles
 import NMTTensor
-import NMTText
 
 public struct BeamSearchOptions: Sendable {
     /// Hypotheses kept per sentence at each step (1: greedy).
@@ -11,16 +9,17 @@ public struct BeamSearchOptions: Sendable {
     /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
     var lengthPenalty: Float = 1.0
     /// Output length limit: ratio × source length + offset tokens.
-    public var maxLengthRatio: Float = 2.0
+    var maxLengthRatio: Float = 2.0
     var maxLengthOffset = 10
     /// Hypotheses returned per sentence (≤ beam size).
     var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
     var alignments = false
 
-    public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, nBest: Int = 1, alignments: Bool = false) {
+    public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, maxLengthRatio: Float = 2.0, nBest: Int = 1, alignments: Bool = false) {
         self.beamSize = beamSize
         self.lengthPenalty = lengthPenalty
+        self.maxLengthRatio = maxLengthRatio
         self.nBest = nBest
         self.alignments = alignments
     }
@@ -54,9 +53,6 @@ package final class BeamSearch {
     package convenience init(model: Seq2Seq) {
         self.init(decoder: IncrementalDecoder(model: model))
     }
-
-    /// The model searched, when it is a single model.
-    package var model: Seq2Seq? { (decoder as? IncrementalDecoder)?.model }
 
     /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first.
     /// The stages: start every sentence's rows, then step by step expand and select each sentence's

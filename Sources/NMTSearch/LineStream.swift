@@ -1,8 +1,4 @@
 import Foundation
-import NMTModel
-import NMTModelFiles
-import NMTTensor
-import NMTText
 
 /// Lines from a file descriptor, read on a background thread so that a consumer can take whatever
 /// has arrived: everything waiting when input comes in bulk (big batches), a single line as soon

@@ -1,8 +1,4 @@
 import Foundation
-import NMTModel
-import NMTModelFiles
-import NMTTensor
-import NMTText
 
 /// How mt-translate writes a translation: plain text, Moses n-best lines, scores, alignments.
 public struct OutputFormat: Sendable {

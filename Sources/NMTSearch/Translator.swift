@@ -1,7 +1,6 @@
 import Foundation
 import NMTModel
 import NMTModelFiles
-import NMTTensor
 import NMTText
 
 /// One translated line.

@@ -2,7 +2,7 @@ import CBLAS
 
 /// Row-major matrix products through OpenBLAS. Every matrix product in SwiftNMT goes through here.
 public enum BLAS {
-    /// When set, every gemm/gemv adds its 2·m·n·k here: a test hook (the test checks the analytic FLOP count with it).
+    /// When set, every gemm adds its 2·m·n·k here: a test hook (the test checks the analytic FLOP count with it).
     nonisolated(unsafe) static var flopTally: Double?
 
     /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
@@ -19,15 +19,6 @@ public enum BLAS {
         }
         cblas_sgemm(CblasRowMajor, transA ? CblasTrans : CblasNoTrans, transB ? CblasTrans : CblasNoTrans,
                     Int32(m), Int32(n), Int32(k), alpha, a, Int32(lda), b, Int32(ldb), beta, c, Int32(ldc))
-    }
-
-    /// y[m] = alpha · a[m×n] · x + beta · y (or aᵀ when `trans`).
-    @inline(__always)
-    static func gemv(trans: Bool = false, m: Int, n: Int, alpha: Float = 1, a: UnsafePointer<Float>, lda: Int,
-                            x: UnsafePointer<Float>, beta: Float, y: UnsafeMutablePointer<Float>) {
-        guard m > 0, n > 0 else { return }
-        if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) }
-        cblas_sgemv(CblasRowMajor, trans ? CblasTrans : CblasNoTrans, Int32(m), Int32(n), alpha, a, Int32(lda), x, 1, beta, y, 1)
     }
 
     /// y += alpha · x

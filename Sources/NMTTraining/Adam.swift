@@ -1,10 +1,5 @@
 import CKernels
-import NMTMetrics
-import NMTModel
-import NMTModelFiles
-import NMTSearch
 import NMTTensor
-import NMTText
 
 /// Adam (Kingma & Ba) over the flat parameter buffer, with global gradient-norm clipping.
 /// The moments are flat buffers of the same layout, so checkpoints store them as two arrays.

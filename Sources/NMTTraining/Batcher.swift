@@ -1,7 +1,3 @@
-import NMTMetrics
-import NMTModel
-import NMTModelFiles
-import NMTSearch
 import NMTTensor
 import NMTText
 

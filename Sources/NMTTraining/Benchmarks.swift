@@ -1,8 +1,5 @@
 import Foundation
-import NMTMetrics
 import NMTModel
-import NMTModelFiles
-import NMTSearch
 import NMTTensor
 import NMTText
 

@@ -1,10 +1,5 @@
 import Foundation
-import NMTMetrics
-import NMTModel
-import NMTModelFiles
-import NMTSearch
 import NMTTensor
-import NMTText
 
 /// A small SVG chart of training loss and validation BLEU over updates, written at the end of
 /// training (`training.svg` in the model directory). No plotting library: two polylines and axes.

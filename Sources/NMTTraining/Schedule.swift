@@ -1,10 +1,3 @@
-import NMTMetrics
-import NMTModel
-import NMTModelFiles
-import NMTSearch
-import NMTTensor
-import NMTText
-
 /// Learning-rate schedules. The schedule's state is Codable so that `--resume` restores it.
 enum ScheduleKind: String, Codable, Sendable, CaseIterable {
     /// The base rate throughout.

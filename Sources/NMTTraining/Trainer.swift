@@ -1,8 +1,6 @@
 import Foundation
-import NMTMetrics
 import NMTModel
 import NMTModelFiles
-import NMTSearch
 import NMTTensor
 import NMTText
 
@@ -91,7 +89,7 @@ public final class Trainer {
     /// Restores weights, optimizer moments, schedule, random state and data position from the checkpoint `last`.
     func resume(from source: String) throws {
         let from = ModelDirectory(source)
-        let config = try from.loadConfig()
+        let config = try from.loadCheckpointConfig()
         guard config == model.config else {
             throw TrainingError.checkpoint("\(source) holds a model with \(Self.difference(config, model.config)); the options ask for another")
         }
@@ -119,10 +117,9 @@ public final class Trainer {
     func saveLast() throws {
         let moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
                        SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.prettyPrinted, .sortedKeys]
         try files.saveCheckpoint(update: state.update, model: model,
-                                 files: [(Self.optimizerFile, try SafeTensors.encode(moments)), (Self.stateFile, try encoder.encode(state))])
+                                 files: [(Self.optimizerFile, try SafeTensors.encode(moments)),
+                                         (Self.stateFile, try ModelDirectory.prettyJSON(state))])
     }
 
     func saveBest() throws {

@@ -27,17 +27,23 @@ struct TrainingOption {
     init<Value: OptionValue>(_ key: String, _ group: Group, _ field: WritableKeyPath<TrainingOptions, Value?>, _ help: String,
                              replaces: WritableKeyPath<TrainingOptions, Int?>? = nil) {
         self.init(key, group, help, set: { $0[keyPath: field] = $1 as Value }, write: { $0[keyPath: field]?.description },
-                  replaces: replaces)
+                  replaces: replaces, unset: { $0[keyPath: field] = nil })
     }
 
+    /// `unset`, for options that may be unset: what YAML's null (`~`, `null`, nothing) does.
     private init<Value: OptionValue>(_ key: String, _ group: Group, _ help: String, set: @escaping (inout TrainingOptions, Value) -> Void,
-                                     write: @escaping (TrainingOptions) -> String?, replaces: WritableKeyPath<TrainingOptions, Int?>? = nil) {
+                                     write: @escaping (TrainingOptions) -> String?, replaces: WritableKeyPath<TrainingOptions, Int?>? = nil,
+                                     unset: ((inout TrainingOptions) -> Void)? = nil) {
         self.key = key
         self.group = group
         self.help = help
         expected = Value.expected
         read = { options, text in
-            guard let value = Value(text) else { return false }
+            if let unset, ["", "~", "null", "Null", "NULL"].contains(text) {
+                unset(&options)
+                return true
+            }
+            guard let value = Value.parse(text) else { return false }
             set(&options, value)
             return true
         }
@@ -52,13 +58,28 @@ struct TrainingOption {
 /// A type an option can hold: read and written as the user writes it (`0.001`, not `1.00000004749745e-3`).
 protocol OptionValue: LosslessStringConvertible {
     static var expected: String { get }
+    static func parse(_ text: String) -> Self?
+}
+
+extension OptionValue {
+    static func parse(_ text: String) -> Self? { Self(text) }
 }
 
 extension Int: OptionValue { static var expected: String { "an integer" } }
 extension UInt64: OptionValue { static var expected: String { "a non-negative integer" } }
 extension Float: OptionValue { static var expected: String { "a number" } }
 extension Double: OptionValue { static var expected: String { "a number" } }
-extension Bool: OptionValue { static var expected: String { "true or false" } }
+extension Bool: OptionValue {
+    static var expected: String { "true or false" }
+    /// YAML's spellings too (`True`, `yes`, `off`), as YAML files written by hand use them.
+    static func parse(_ text: String) -> Bool? {
+        switch text.lowercased() {
+        case "true", "yes", "on": return true
+        case "false", "no", "off": return false
+        default: return nil
+        }
+    }
+}
 extension ScheduleKind: OptionValue {
     init?(_ description: String) { self.init(rawValue: description) }
     var description: String { rawValue }

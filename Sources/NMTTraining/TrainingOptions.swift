@@ -1,10 +1,6 @@
 import Foundation
-import NMTMetrics
 import NMTModel
 import NMTModelFiles
-import NMTSearch
-import NMTTensor
-import NMTText
 import Yams
 
 /// Every option of `mt-train`. Each field's initial value is its default; `TrainingOptions.table`
@@ -39,19 +35,14 @@ public struct TrainingOptions: Equatable, Sendable {
     // Duration and validation.
     var maxUpdates = 0
     var maxEpochs = 0
-    /// Stop after this many minutes of training (0: no limit); counts across resumes.
     var maxMinutes: Double = 0
     var validEvery = 1000
-    /// Early stopping: stop after this many validations without a better BLEU (0: never).
     var patience = 10
-    /// Beam size of the validation translations (1: greedy).
     var validBeam = 1
-    /// Decode at most this many validation sentences for BLEU (0: all).
     var validBLEUSentences = 0
     var logEvery = 100
     var keepLast = true
     var keepBest = true
-    /// Weights written as 16-bit floats (halves the size on disk; the loader converts).
     var halfPrecisionWeights = false
 
     public init() {}

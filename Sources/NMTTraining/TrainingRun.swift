@@ -45,7 +45,6 @@ public enum TrainingRun {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
         }
         try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: path(sourceModel), targetModel: path(targetModel))
-        try files.writeOptions(options.yaml())
 
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
@@ -60,6 +59,8 @@ public enum TrainingRun {
         let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: trainSource, trainTarget: trainTarget,
                                   validSource: validSource, validTarget: validTarget)
         if start == .resume { try trainer.resume(from: dir) }
+        // Only a run that can start rewrites the options it will be resumed with.
+        try files.writeOptions(options.yaml())
 
         if let validSource, let referenceFile = manifest.split("valid")?.sides[tgt]?.text {
             let references = try MetricInput.readLines(path: path(referenceFile))
@@ -67,9 +68,10 @@ public enum TrainingRun {
             let sources = (0..<limit).map { Array(validSource.tokens($0)) }
             let targetSPM = try SentencePiece(modelPath: path(targetModel))
             let beam = options.validBeam
-            let search = BeamSearch(model: trainer.model)
+            // One search (and its workspaces) per model decoded: the same one at every validation.
+            var search = BeamSearch(model: trainer.model), searched = trainer.model
             trainer.validationBLEU = { model in
-                precondition(model === search.model, "validation decodes with the model being trained")
+                if model !== searched { (search, searched) = (BeamSearch(model: model), model) }
                 let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
                 let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
                 return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score

@@ -10,20 +10,20 @@ struct Train: ParsableCommand {
         commandName: "mt-train",
         abstract: "Train a GRU encoder-decoder with attention on data prepared by mt-preprocess.",
         discussion: """
-        Training options apply in layers, each over the ones before, so the later wins: the defaults,
-        then the saved training.yaml of the --resume run, then --config FILE.yaml (keys as the flags
-        without dashes), then the flags. The resolved options are saved as training.yaml in the
-        model directory.
+        Training options apply in layers, each over the ones before, so the later wins: the \
+        defaults, then the saved training.yaml of the --resume run, then --config FILE.yaml (keys \
+        as the flags without dashes), then the flags. The resolved options are saved as \
+        training.yaml in the model directory.
 
         Starting and continuing are explicit:
-          --resume DIR      continue exactly (weights, optimizer, schedule, data position,
-                            random state); bit for bit when given the same --threads
-          --init-from DIR   take only the weights of DIR (same architecture), fresh optimizer
-                            and schedule
+          --resume DIR     continue exactly (weights, optimizer, schedule, data
+                           position, random state); bit for bit with the same --threads
+          --init-from DIR  take only the weights of DIR (same architecture), fresh
+                           optimizer and schedule
 
-        The model directory gets model.safetensors (best weights), model.json, vocabulary.json,
-        the SentencePiece model(s), last/ (for --resume), log.jsonl (every logged update and
-        validation) and training.svg.
+        The model directory gets model.safetensors (best weights), model.json, \
+        vocabulary.json, the SentencePiece model(s), last/ (for --resume), log.jsonl (every \
+        logged update and validation) and training.svg.
 
         TRAINING OPTIONS (--key value or --key=value):
 
@@ -33,7 +33,7 @@ struct Train: ParsableCommand {
     @Option(name: .customLong("data"), help: "Directory written by mt-preprocess.")
     var data: String?
 
-    @Option(name: .customLong("model-dir"), help: "Where to write the model (default: the --resume directory).")
+    @Option(name: .customLong("model-dir"), help: "Where to write the model (a resumed run stays in its --resume directory).")
     var modelDir: String?
 
     @Option(help: "YAML file of training options.")
@@ -66,6 +66,9 @@ struct Train: ParsableCommand {
         if resume != nil && initFrom != nil { throw ValidationError("--resume and --init-from exclude each other") }
         if data == nil { throw ValidationError("--data DIR (the output of mt-preprocess) is required") }
         if modelDir == nil && resume == nil { throw ValidationError("give --model-dir DIR (or --resume DIR)") }
+        if modelDir != nil && resume != nil {
+            throw ValidationError("--resume DIR continues the run in DIR: leave out --model-dir (to branch off a run, use --init-from)")
+        }
     }
 
     func run() throws {

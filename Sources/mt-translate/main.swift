@@ -74,9 +74,8 @@ struct Translate: ParsableCommand {
     func translate() throws {
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
-        var search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, nBest: max(1, nBest),
-                                       alignments: alignment || heatmap != nil)
-        search.maxLengthRatio = maxLengthRatio
+        let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
+                                       nBest: max(1, nBest), alignments: alignment || heatmap != nil)
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
         let input = LineStream()
         var index = 0

@@ -52,6 +52,20 @@ final class ModelGradientTests: XCTestCase {
         XCTAssertTrue(failures.isEmpty, "\(failures.count) failures: \(failures)")
     }
 
+    /// Three encoder layers, two stacked decoder layers above the conditional GRU (so the backward
+    /// pass hands gradients down a chain of them), shared embeddings with an untied output.
+    func testDeepStacksSharedEmbeddingsUntiedOutput() throws {
+        let config = ModelConfig(sourceVocabSize: 13, targetVocabSize: 13, embedSize: 6, encoderHiddenSize: 4, encoderLayers: 3,
+                                 decoderHiddenSize: 5, decoderLayers: 4, attentionSize: 6, sharedEmbeddings: true, tiedOutput: false)
+        let model = try Seq2Seq(config: config, seed: 43)
+        var rng = RandomSource(seed: 10)
+        randomFill(model.parameters.storage.pointer, model.parameters.count, scale: 0.5, rng: &rng)
+        XCTAssertNotNil(model.layout.view(named: "decoder.gru4.weight_hh"))
+        XCTAssertNotNil(model.layout.view(named: "decoder.output.weight"))
+        let failures = checkModel(model, dropout: 0.2)
+        XCTAssertTrue(failures.isEmpty, "\(failures.count) failures: \(failures)")
+    }
+
     func testSharedAndTiedEmbeddings() throws {
         let model = try Self.smallModel(shared: true, stacked: false)
         XCTAssertNil(model.layout.view(named: "decoder.embedding.weight"))

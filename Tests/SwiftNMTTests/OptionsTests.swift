@@ -86,6 +86,21 @@ final class OptionsTests: XCTestCase {
         XCTAssertEqual(both.batchSize, .tokens(900))
     }
 
+    /// Hand-written YAML spells booleans `yes`/`True`/`off` and leaves an optional option unset with `~`
+    /// or nothing; a required option cannot be unset.
+    func testYAMLBooleansAndNull() throws {
+        var options = TrainingOptions()
+        try options.overlay(yaml: "tied-output: no\nkeep-best: True\nshared-embeddings: yes\nbatch-tokens: 500\n", path: "a.yaml")
+        XCTAssertEqual(options.tiedOutput, false)
+        XCTAssertEqual(options.keepBest, true)
+        XCTAssertEqual(options.sharedEmbeddings, true)
+        try options.overlay(yaml: "shared-embeddings: ~\nbatch-tokens:\n", path: "b.yaml")
+        XCTAssertNil(options.sharedEmbeddings)
+        XCTAssertNil(options.batchTokens)
+        XCTAssertThrowsError(try options.overlay(yaml: "dropout: ~\n", path: "c.yaml"))
+        XCTAssertThrowsError(try options.overlay(yaml: "keep-last: maybe\n", path: "d.yaml"))
+    }
+
     func testUnknownKeysAndBadValuesAreErrors() throws {
         var options = TrainingOptions()
         XCTAssertThrowsError(try options.overlay(yaml: "dropout: 0.2\nlearning-rat: 0.1\n", path: "/x/run.yaml")) { error in

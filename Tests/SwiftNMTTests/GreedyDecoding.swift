@@ -1,11 +1,10 @@
-import NMTModel
-import NMTModelFiles
+@testable import NMTModel
 import NMTTensor
-import NMTText
 
 extension Seq2Seq {
-    /// Greedy decoding of a batch of source sentences (ids without BOS/EOS). Stops each sentence at
-    /// EOS or after `maxLength` tokens; returns the ids without EOS.
+    /// The tests' oracle for search: greedy decoding of a batch of source sentences (ids without
+    /// BOS/EOS), written apart from `BeamSearch`. Stops each sentence at EOS or after `maxLength`
+    /// tokens; returns the ids without EOS.
     func greedyDecode(_ sources: [[Int32]], maxLength: Int) -> [[Int32]] {
         guard !sources.isEmpty else { return [] }
         let b = sources.count, v = config.targetVocabSize
