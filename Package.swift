@@ -23,6 +23,12 @@ let fastSwift: [SwiftSetting] = [
 ]
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
 
+/// A program: a ParsableCommand over the floors it names, without package access.
+func program(_ name: String, _ floors: [Target.Dependency]) -> Target {
+    .executableTarget(name: name, dependencies: floors + ["NMTCommandLine", argumentParser], packageAccess: false,
+                      swiftSettings: fastSwift)
+}
+
 let package = Package(
     name: "SwiftNMT",
     products: [
@@ -60,15 +66,18 @@ let package = Package(
         .target(name: "NMTText", dependencies: ["NMTTensor", "NMTVersion", "CSentencePiece"], swiftSettings: fastSwift),
         .target(name: "NMTModel", dependencies: ["NMTTensor", "CKernels"], swiftSettings: fastSwift),
         .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText", "NMTTensor"], swiftSettings: fastSwift),
-        .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "CKernels"], swiftSettings: fastSwift),
-        .target(name: "NMTTraining", dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics", .product(name: "Yams", package: "Yams")],
+        .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "CKernels"],
+                swiftSettings: fastSwift),
+        .target(name: "NMTTraining",
+                dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics",
+                               .product(name: "Yams", package: "Yams")],
                 swiftSettings: fastSwift),
         .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
-        .executableTarget(name: "mt-preprocess", dependencies: ["NMTText", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-train", dependencies: ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-translate", dependencies: ["NMTSearch", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-bleu", dependencies: ["NMTMetrics", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
-        .executableTarget(name: "mt-bench", dependencies: ["NMTTraining", "NMTModel", "NMTTensor", "NMTCommandLine", argumentParser], packageAccess: false, swiftSettings: fastSwift),
+        program("mt-preprocess", ["NMTText", "NMTTensor"]),
+        program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor"]),
+        program("mt-translate", ["NMTSearch", "NMTTensor"]),
+        program("mt-bleu", ["NMTMetrics"]),
+        program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor"]),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",

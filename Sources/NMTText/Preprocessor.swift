@@ -2,14 +2,6 @@ import Foundation
 import NMTTensor
 import NMTVersion
 
-/// A preprocessing failure with a message meant for the user (file names, line numbers, counts).
-struct PreprocessError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    let message: String
-    init(_ message: String) { self.message = message }
-    var description: String { message }
-    var errorDescription: String? { message }
-}
-
 /// Options of `mt-preprocess` (fairseq-preprocess conventions; files are `PREFIX.LANG`).
 public struct PreprocessOptions: Sendable {
     var sourceLang: String

@@ -2,14 +2,6 @@ import CSentencePiece
 import Foundation
 import NMTTensor
 
-/// An error reported by libsentencepiece or by the wrapper.
-struct SentencePieceError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    let message: String
-    init(_ message: String) { self.message = message }
-    var description: String { message }
-    var errorDescription: String? { message }
-}
-
 /// SentencePiece model types that can be trained.
 public enum SentencePieceModelType: String, Codable, Sendable, CaseIterable {
     case bpe

@@ -6,14 +6,6 @@ import Darwin
 #endif
 import NMTTensor
 
-/// Errors reading or writing token datasets. The message names the file.
-struct TokenDatasetError: Error, CustomStringConvertible, LocalizedError, Equatable {
-    let message: String
-    init(_ message: String) { self.message = message }
-    var description: String { message }
-    var errorDescription: String? { message }
-}
-
 /// Binary token dataset file layout, version 1 (all integers little-endian; see docs/data-format.md).
 ///
 ///     offset  size  field
