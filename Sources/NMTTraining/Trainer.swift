@@ -34,6 +34,38 @@ public struct TrainingEvent: Codable, Sendable {
     public var epochSecondsLeft: Double?
     public var epochProgress: Double?
     public var message: String?
+    /// Figures that were not finite, by name, with their value ("inf", "nan"): JSON has no infinity, so
+    /// such a figure is written as null and named here (a diverged validation's perplexity, say).
+    public var notFinite: [String: String]?
+
+    /// The event as one line of `log.jsonl`.
+    func jsonLine() -> Data {
+        var event = self, notFinite: [String: String] = [:]
+        func finite<T: BinaryFloatingPoint & LosslessStringConvertible>(_ value: T?, _ name: String) -> T? {
+            guard let value, !value.isFinite else { return value }
+            notFinite[name] = value.description
+            return nil
+        }
+        event.loss = finite(loss, "loss")
+        event.perplexity = finite(perplexity, "perplexity")
+        event.bleu = finite(bleu, "bleu")
+        event.tokensPerSecond = finite(tokensPerSecond, "tokensPerSecond")
+        event.learningRate = finite(learningRate, "learningRate")
+        event.epochSecondsLeft = finite(epochSecondsLeft, "epochSecondsLeft")
+        event.epochProgress = finite(epochProgress, "epochProgress")
+        if !notFinite.isEmpty { event.notFinite = notFinite }
+        let encoder = JSONEncoder()
+        encoder.outputFormatting = [.sortedKeys]
+        // Only finite numbers, integers and strings are left, which always encode.
+        var line = (try? encoder.encode(event)) ?? Data()
+        // The encoder leaves nil figures out; a figure that was not finite is written as null, so the line
+        // shows that it was there.
+        if !notFinite.isEmpty, var object = (try? JSONSerialization.jsonObject(with: line)) as? [String: Any] {
+            for name in notFinite.keys { object[name] = NSNull() }
+            line = (try? JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])) ?? line
+        }
+        return line + Data("\n".utf8)
+    }
 }
 
 /// The teacher-forced training loop: batches, Adam with clipping, the learning-rate schedule,
@@ -128,17 +160,32 @@ public final class Trainer {
 
     // MARK: Logging
 
-    private func emit(_ event: TrainingEvent) {
+    /// Shows the event and appends it to `log.jsonl`. A log that cannot be written fails the run: the
+    /// log is the record of the run, and training on without it would leave a gap nobody sees.
+    private func emit(_ event: TrainingEvent) throws {
         onEvent(event)
-        let encoder = JSONEncoder()
-        encoder.outputFormatting = [.sortedKeys]
         if log == nil {
             let path = files.logPath
             if !FileManager.default.fileExists(atPath: path) { _ = FileManager.default.createFile(atPath: path, contents: nil) }
-            log = FileHandle(forWritingAtPath: path)
-            log?.seekToEndOfFile()
+            guard let handle = FileHandle(forWritingAtPath: path) else { throw FileError("write", path, "it cannot be opened") }
+            log = handle
+            _ = try? handle.seekToEnd()
         }
-        if let line = try? encoder.encode(event) { log?.write(line + Data("\n".utf8)) }
+        do { try log?.write(contentsOf: event.jsonLine()) } catch {
+            throw FileError("write", files.logPath, (error as NSError).localizedDescription)
+        }
+    }
+
+    /// A resumed run goes on from its checkpoint, so the logged events of later updates (those trained
+    /// after the checkpoint and before the run ended) are cut: they will happen again, and each event
+    /// stands in the log once.
+    func cutLog(after update: Int) throws {
+        struct Update: Decodable { var update: Int }
+        guard let text = try? String(contentsOfFile: files.logPath, encoding: .utf8) else { return }
+        let lines = text.split(separator: "\n")
+        let kept = lines.filter { line in (try? JSONDecoder().decode(Update.self, from: Data(line.utf8)))?.update ?? 0 <= update }
+        guard kept.count < lines.count else { return }
+        try AtomicFile.write(Data(kept.map { $0 + "\n" }.joined().utf8), to: files.logPath)
     }
 
     // MARK: Validation
@@ -174,6 +221,7 @@ public final class Trainer {
     /// Trains until a stopping rule fires; returns why it stopped.
     @discardableResult
     public func run() throws -> StopReason {
+        try cutLog(after: state.update)
         warmUpWorkspaces()
         var windowLoss = 0.0, windowTokens = 0, windowStart = Date(), consecutiveBad = 0
         let sessionStart = Date(), secondsBefore = state.trainingSeconds
@@ -196,11 +244,13 @@ public final class Trainer {
                 else {
                     state.skippedUpdates += 1
                     consecutiveBad += 1
-                    emit(TrainingEvent(kind: .skipped, update: state.update, epoch: state.epoch,
+                    try emit(TrainingEvent(kind: .skipped, update: state.update, epoch: state.epoch,
                                        message: "non-finite loss or gradient: update skipped (\(state.skippedUpdates) so far)"))
                     if consecutiveBad >= 5 {
+                        let checkpoint = files.holdsTrainingRun ? "the last good checkpoint is in \(files.lastPath)"
+                                                                : "no checkpoint was written before"
                         throw TrainingError.diverged("training diverged: \(consecutiveBad) updates in a row had a non-finite loss; "
-                                                     + "the last good checkpoint is in \(directory)/last (try a lower learning rate)")
+                                                     + "\(checkpoint) (try a lower learning rate)")
                     }
                     continue
                 }
@@ -211,7 +261,7 @@ public final class Trainer {
                 if state.update % options.logEvery == 0 {
                     let seconds = Date().timeIntervalSince(windowStart)
                     let perBatch = seconds / Double(options.logEvery)
-                    emit(TrainingEvent(kind: .train, update: state.update, epoch: state.epoch, loss: windowLoss / Double(windowTokens),
+                    try emit(TrainingEvent(kind: .train, update: state.update, epoch: state.epoch, loss: windowLoss / Double(windowTokens),
                                        tokensPerSecond: Double(windowTokens) / seconds, learningRate: rate,
                                        epochSecondsLeft: perBatch * Double(batches.count - state.batchInEpoch),
                                        epochProgress: Double(state.batchInEpoch) / Double(batches.count)))
@@ -257,7 +307,7 @@ public final class Trainer {
                 state.validationsWithoutImprovement = 0
             }
         }
-        emit(TrainingEvent(kind: .valid, update: state.update, epoch: state.epoch, loss: validation?.loss,
+        try emit(TrainingEvent(kind: .valid, update: state.update, epoch: state.epoch, loss: validation?.loss,
                            perplexity: validation?.perplexity, bleu: bleu, learningRate: state.schedule.rate(update: state.update),
                            message: improved ? "new best" : "no improvement for \(state.validationsWithoutImprovement) validation(s)"))
         if improved && options.keepBest { try saveBest() }
@@ -271,7 +321,7 @@ public final class Trainer {
             _ = try validateAndCheckpoint()
         }
         if !options.keepBest || state.bestUpdate == 0 { try saveBest() }
-        emit(TrainingEvent(kind: .stop, update: state.update, epoch: state.epoch, bleu: state.bestScore,
+        try emit(TrainingEvent(kind: .stop, update: state.update, epoch: state.epoch, bleu: state.bestScore,
                            message: "stopped: \(reason.rawValue); best at update \(state.bestUpdate)"))
         try? log?.close()
         log = nil

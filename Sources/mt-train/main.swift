@@ -72,6 +72,8 @@ struct Train: ParsableCommand {
     }
 
     func run() throws {
+        // A closed stdout or stderr drops the progress lines; it must not kill a run (SIGPIPE).
+        StandardError.surviveClosedPipes()
         try Failure.reported(by: "mt-train") {
             if let plot {
                 let files = ModelDirectory(plot)
@@ -95,10 +97,10 @@ struct Train: ParsableCommand {
         trainer.onEvent = { status.show($0) }
         if resuming { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
         status.note("model: \(trainer.model.parameters.count) parameters; BLAS threads: \(BLAS.threads)")
-        // Ctrl-C or SIGTERM: finish the current update, validate, checkpoint, plot, exit.
-        signal(SIGINT, SIG_IGN)
-        signal(SIGTERM, SIG_IGN)
-        let interrupts = [SIGINT, SIGTERM].map { number in
+        // Ctrl-C, SIGTERM or a closed terminal (SIGHUP): finish the current update, validate, checkpoint,
+        // plot, exit.
+        for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }
+        let interrupts = [SIGINT, SIGTERM, SIGHUP].map { number in
             let source = DispatchSource.makeSignalSource(signal: number, queue: .global())
             source.setEventHandler {
                 status.note("stopping after this update (signal \(number)); the checkpoint will be written")
@@ -120,7 +122,7 @@ final class StatusLine {
     let terminal = isatty(2) != 0
 
     func note(_ text: String) {
-        FileHandle.standardError.write(Data(((terminal ? "\r\u{1B}[K" : "") + text + "\n").utf8))
+        StandardError.write((terminal ? "\r\u{1B}[K" : "") + text + "\n")
     }
 
     func show(_ e: TrainingEvent) {
@@ -130,7 +132,7 @@ final class StatusLine {
             let line = String(format: "epoch %d %3.0f%% | update %d | loss %.3f | %.0f tok/s | lr %.2e | epoch ends in %@",
                               e.epoch + 1, 100 * (e.epochProgress ?? 0), e.update, e.loss ?? .nan, e.tokensPerSecond ?? 0,
                               Double(e.learningRate ?? 0), left)
-            if terminal { FileHandle.standardError.write(Data(("\r\u{1B}[K" + line).utf8)) } else { note(line) }
+            if terminal { StandardError.write("\r\u{1B}[K" + line) } else { note(line) }
         case .valid:
             let bleu = e.bleu.map { String(format: " | BLEU %.2f", $0) } ?? ""
             note(String(format: "validation at update %d | loss %.3f | ppl %.2f", e.update, e.loss ?? .nan, e.perplexity ?? .nan) + bleu
