@@ -58,6 +58,8 @@ public final class Trainer {
     /// Computes validation BLEU for the current weights (decoding, detokenizing and scoring live with the caller).
     var validationBLEU: ((Seq2Seq) throws -> Double)?
     private var log: FileHandle?
+    /// The model directory's lock, held as long as the trainer lives (see `TrainingRun.make`).
+    var directoryLock: ModelDirectory.Lock?
 
     init(options: TrainingOptions, model: Seq2Seq, directory: String,
                 trainSource: TokenSequences, trainTarget: TokenSequences,
