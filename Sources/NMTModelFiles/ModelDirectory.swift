@@ -12,9 +12,12 @@ import NMTText
 ///   log.jsonl, training.svg         every logged training event, and its chart
 ///   last -> last-UPDATE/            the newest full training state for `--resume`: model.safetensors,
 ///                                   model.json and the trainer's own files (optimizer moments, state)
+///   .lock                           held by the one run that writes the directory (with its PID)
 ///
 /// The model's files and the checkpoint's are replaced atomically, and `last` is switched by renaming a
-/// symbolic link, so a crash at any moment leaves a complete model and a complete checkpoint.
+/// symbolic link, so a crash at any moment leaves a complete model and a complete checkpoint. Readers
+/// need no lock; writers take `lockForWriting()` first. `last` is only followed to a `last-N` directory
+/// beside it, so nothing outside the directory is ever read as a checkpoint or deleted.
 public struct ModelDirectory: Sendable {
     let path: String
 
@@ -22,6 +25,7 @@ public struct ModelDirectory: Sendable {
 
     static let configFile = "model.json", weightsFile = "model.safetensors", vocabularyFile = "vocabulary.json"
     static let optionsFile = "training.yaml", logFile = "log.jsonl", plotFile = "training.svg", lastLink = "last"
+    static let lockFile = ".lock"
 
     public var logPath: String { path + "/" + Self.logFile }
     public var plotPath: String { path + "/" + Self.plotFile }
@@ -32,10 +36,14 @@ public struct ModelDirectory: Sendable {
     package enum Error: Swift.Error, CustomStringConvertible {
         case missing(String)
         case mismatch(String)
+        /// Another process holds the directory's lock.
+        case inUse(String)
+        /// `last` leads outside the directory.
+        case unsafeLink(String)
 
         package var description: String {
             switch self {
-            case .missing(let m), .mismatch(let m): return m
+            case .missing(let m), .mismatch(let m), .inUse(let m), .unsafeLink(let m): return m
             }
         }
     }
@@ -44,6 +52,56 @@ public struct ModelDirectory: Sendable {
         do { try FileManager.default.createDirectory(atPath: path, withIntermediateDirectories: true) } catch {
             throw FileError("create", path, (error as NSError).localizedDescription)
         }
+    }
+
+    // MARK: One writer at a time
+
+    /// The directory's lock, held by one training run from its checks to its exit. `flock` releases it
+    /// when the descriptor is closed: on deinit, or by the system when the process ends however it ends.
+    package final class Lock {
+        private let descriptor: Int32
+        fileprivate init(descriptor: Int32) { self.descriptor = descriptor }
+        deinit { close(descriptor) }
+    }
+
+    /// Creates the directory when missing and takes its lock, or fails at once naming the process that
+    /// holds it. The lock file stays (removing it would let two runs lock two different files).
+    package func lockForWriting() throws -> Lock {
+        try create()
+        let file = path + "/" + Self.lockFile
+        let descriptor = open(file, O_RDWR | O_CREAT | O_CLOEXEC, 0o644)
+        guard descriptor >= 0 else { throw FileError("open", file, FileError.systemReason()) }
+        guard flock(descriptor, LOCK_EX | LOCK_NB) == 0 else {
+            let busy = errno == EWOULDBLOCK, reason = FileError.systemReason()
+            let holder = Self.pid(in: descriptor).map { "PID \($0)" } ?? "a process that has not written its PID yet"
+            close(descriptor)
+            guard busy else { throw FileError("lock", file, reason) }
+            throw Error.inUse("\(path) is in use by another training run (\(holder) holds \(file)); wait for it to end")
+        }
+        // Our PID, for the message of the next writer that finds the directory in use.
+        let pid = Data("\(getpid())\n".utf8)
+        let written = pid.withUnsafeBytes { ftruncate(descriptor, 0) == 0 ? pwrite(descriptor, $0.baseAddress!, $0.count, 0) : -1 }
+        guard written == pid.count else {
+            let reason = FileError.systemReason()
+            close(descriptor)
+            throw FileError("write", file, reason)
+        }
+        return Lock(descriptor: descriptor)
+    }
+
+    /// The PID a lock file holds.
+    private static func pid(in descriptor: Int32) -> Int32? {
+        var bytes = [UInt8](repeating: 0, count: 32)
+        let count = pread(descriptor, &bytes, bytes.count, 0)
+        guard count > 0 else { return nil }
+        return Int32(String(decoding: bytes[..<count], as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines))
+    }
+
+    /// Whether the directory holds a model that a new run would replace: its weights, its
+    /// configuration, or a training run.
+    package var holdsModel: Bool {
+        let fm = FileManager.default
+        return fm.fileExists(atPath: path + "/" + Self.configFile) || fm.fileExists(atPath: path + "/" + Self.weightsFile) || holdsTrainingRun
     }
 
     // MARK: The model: configuration and weights
@@ -87,15 +145,18 @@ public struct ModelDirectory: Sendable {
 
     /// The configuration of the model in the checkpoint `last`.
     public func loadCheckpointConfig() throws -> ModelConfig {
-        guard holdsTrainingRun else {
+        guard let checkpoint = try lastCheckpoint() else {
             throw Error.missing("\(path) holds no checkpoint to continue from: \(lastPath) is missing "
                                 + "(the run wrote none: keep-last false, or it stopped before its first validation)")
         }
-        return try ModelDirectory(lastPath).loadConfig()
+        return try ModelDirectory(path + "/" + checkpoint).loadConfig()
     }
 
     /// Reads the weights of the checkpoint `last` into `model`.
-    package func loadCheckpointWeights(into model: Seq2Seq) throws { try loadWeights(into: model, from: Self.lastLink) }
+    package func loadCheckpointWeights(into model: Seq2Seq) throws {
+        guard let checkpoint = try lastCheckpoint() else { throw Error.missing("\(lastPath) is missing") }
+        try loadWeights(into: model, from: checkpoint)
+    }
 
     private func loadWeights(into model: Seq2Seq, from subdirectory: String?) throws {
         let file = (subdirectory.map { path + "/" + $0 } ?? path) + "/" + Self.weightsFile
@@ -117,34 +178,56 @@ public struct ModelDirectory: Sendable {
 
     // MARK: The vocabulary
 
-    /// Copies the SentencePiece model file(s) into the directory and writes vocabulary.json.
+    /// Copies the SentencePiece model file(s) into the directory and writes vocabulary.json, each
+    /// through a temporary file and a rename, so a reader never sees a half-copied model.
     package func installVocabulary(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) throws {
-        let fm = FileManager.default
         for file in Set([sourceModel, targetModel]) {
-            let destination = path + "/" + (file as NSString).lastPathComponent
-            try? fm.removeItem(atPath: destination)
-            do { try fm.copyItem(atPath: file, toPath: destination) } catch {
-                throw FileError("copy", "\(file) into \(path)", (error as NSError).localizedDescription)
-            }
+            try AtomicFile.write(try Self.contents(of: file), to: path + "/" + (file as NSString).lastPathComponent)
         }
         let files = VocabularyFiles(sourceLang: sourceLang, targetLang: targetLang, sourceModel: (sourceModel as NSString).lastPathComponent,
                                     targetModel: (targetModel as NSString).lastPathComponent)
         try AtomicFile.write(try Self.prettyJSON(files), to: path + "/" + Self.vocabularyFile)
     }
 
+    /// Checks that the directory's vocabulary is the one the data was encoded with: the same languages
+    /// and, byte for byte, the same SentencePiece model(s). Other models give the same ids other meanings,
+    /// so training on would silently train another model.
+    package func checkVocabulary(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) throws {
+        let files = try vocabularyFiles()
+        guard files.sourceLang == sourceLang && files.targetLang == targetLang else {
+            throw Error.mismatch("\(path)/\(Self.vocabularyFile) is for \(files.sourceLang)-\(files.targetLang), the data for \(sourceLang)-\(targetLang)")
+        }
+        for (data, installed) in [(sourceModel, path + "/" + files.sourceModel), (targetModel, path + "/" + files.targetModel)] {
+            guard try Self.contents(of: data) == Self.contents(of: installed) else {
+                throw Error.mismatch("the data's SentencePiece model \(data) differs from the model's \(installed): "
+                                     + "the data was preprocessed with another vocabulary")
+            }
+        }
+    }
+
     /// The source and target SentencePiece models (one object when the vocabulary is joint).
     package func loadVocabulary() throws -> (files: VocabularyFiles, source: SentencePiece, target: SentencePiece) {
+        let files = try vocabularyFiles()
+        let source = try SentencePiece(modelPath: path + "/" + files.sourceModel)
+        let target = files.targetModel == files.sourceModel ? source : try SentencePiece(modelPath: path + "/" + files.targetModel)
+        return (files, source, target)
+    }
+
+    /// vocabulary.json.
+    private func vocabularyFiles() throws -> VocabularyFiles {
         let file = path + "/" + Self.vocabularyFile
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.vocabularyFile) is missing")
         }
-        let files: VocabularyFiles
-        do { files = try JSONDecoder().decode(VocabularyFiles.self, from: data) } catch {
+        do { return try JSONDecoder().decode(VocabularyFiles.self, from: data) } catch {
             throw Error.mismatch("\(file) is not valid: \(error)")
         }
-        let source = try SentencePiece(modelPath: path + "/" + files.sourceModel)
-        let target = files.targetModel == files.sourceModel ? source : try SentencePiece(modelPath: path + "/" + files.targetModel)
-        return (files, source, target)
+    }
+
+    private static func contents(of file: String) throws -> Data {
+        do { return try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
+            throw FileError("read", file, (error as NSError).localizedFailureReason ?? error.localizedDescription)
+        }
     }
 
     /// Checks that a directory exists and holds a model, before anything is loaded from it.
@@ -164,14 +247,35 @@ public struct ModelDirectory: Sendable {
 
     // MARK: Checkpoints
 
-    /// Whether the directory holds a training run that `--resume` could continue.
-    package var holdsTrainingRun: Bool { FileManager.default.fileExists(atPath: lastPath) }
+    /// Whether the directory holds a training run that `--resume` could continue: the link `last`,
+    /// wherever it points.
+    package var holdsTrainingRun: Bool { (try? FileManager.default.attributesOfItem(atPath: lastPath)) != nil }
 
-    /// Starting over: removes the old run's checkpoints and log.
-    package func removeTrainingRun() throws {
+    /// The name of the checkpoint directory `last` points to, nil when there is no `last`. It must be a
+    /// `last-N` beside the link: anything else (an absolute path, `..`, a link to a link) is refused,
+    /// because a checkpoint is read for `--resume` and deleted when the next one is written.
+    package func lastCheckpoint() throws -> String? {
+        guard holdsTrainingRun else { return nil }
+        guard let target = try? FileManager.default.destinationOfSymbolicLink(atPath: lastPath) else {
+            throw Error.unsafeLink("\(lastPath) is not a symbolic link to a checkpoint directory")
+        }
+        let inside = target.hasPrefix(Self.lastLink + "-") && !target.contains("/")
+        let type = try? FileManager.default.attributesOfItem(atPath: path + "/" + target)[.type] as? FileAttributeType
+        guard inside && type != .typeSymbolicLink else {
+            throw Error.unsafeLink("\(lastPath) points to \(target), which is not a checkpoint directory inside \(path) "
+                                   + "(a checkpoint is a \(Self.lastLink)-N directory beside the link)")
+        }
+        return target
+    }
+
+    /// Starting over (--overwrite): removes every file the previous model and its run wrote, so that no
+    /// file of it outlives the new run's first ones. A link is removed, never what it points to.
+    package func removeModel() throws {
         let fm = FileManager.default
-        for item in (try? fm.contentsOfDirectory(atPath: path)) ?? []
-        where item == Self.lastLink || item.hasPrefix(Self.lastLink + "-") || item == Self.logFile {
+        let vocabulary = (try? vocabularyFiles()).map { [$0.sourceModel, $0.targetModel] } ?? []
+        let owned = Set([Self.configFile, Self.weightsFile, Self.vocabularyFile, Self.optionsFile, Self.logFile, Self.plotFile,
+                         Self.lastLink] + vocabulary.filter { !$0.contains("/") })
+        for item in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where owned.contains(item) || item.hasPrefix(Self.lastLink + "-") {
             try fm.removeItem(atPath: path + "/" + item)
         }
     }
@@ -181,7 +285,7 @@ public struct ModelDirectory: Sendable {
     /// the previous one. Weights and the trainer's files always change together.
     package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
         let fm = FileManager.default
-        let previous = try? fm.destinationOfSymbolicLink(atPath: lastPath)
+        let previous = try lastCheckpoint()
         // A run resumed and stopped at once checkpoints the same update again: never overwrite the
         // checkpoint `last` points to, or a crash in between would leave no checkpoint at all.
         var name = Self.lastLink + "-\(update)"
@@ -202,7 +306,8 @@ public struct ModelDirectory: Sendable {
 
     /// One of the trainer's files in the checkpoint `last` points to.
     package func checkpointFile(_ name: String) throws -> Data {
-        let file = lastPath + "/" + name
+        guard let checkpoint = try lastCheckpoint() else { throw Error.missing("\(lastPath) is missing") }
+        let file = path + "/" + checkpoint + "/" + name
         guard let data = FileManager.default.contents(atPath: file) else { throw Error.missing("\(file) is missing") }
         return data
     }

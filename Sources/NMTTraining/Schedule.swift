@@ -42,6 +42,13 @@ struct LearningRateSchedule: Codable, Equatable, Sendable {
         }
     }
 
+    /// Goes on from a new base rate (a resume that changes the learning rate): the rate restarts at it;
+    /// the plateau's record of validations stays.
+    mutating func restart(baseRate rate: Float) {
+        baseRate = rate
+        plateauRate = rate
+    }
+
     /// Tells the schedule a validation score (higher is better).
     mutating func validated(score: Double) {
         guard kind == .plateau else { return }

@@ -90,6 +90,8 @@ public final class Trainer {
     /// Computes validation BLEU for the current weights (decoding, detokenizing and scoring live with the caller).
     var validationBLEU: ((Seq2Seq) throws -> Double)?
     private var log: FileHandle?
+    /// The model directory's lock, held as long as the trainer lives (see `TrainingRun.make`).
+    var directoryLock: ModelDirectory.Lock?
 
     init(options: TrainingOptions, model: Seq2Seq, directory: String,
                 trainSource: TokenSequences, trainTarget: TokenSequences,
@@ -135,6 +137,8 @@ public final class Trainer {
         }
         state = try JSONDecoder().decode(TrainingState.self, from: try from.checkpointFile(Self.stateFile))
         adam.restore(stepCount: state.update - state.skippedUpdates)
+        // A resume may change the learning rate; the saved schedule would otherwise go on at the old one.
+        if state.schedule.baseRate != options.learningRate { state.schedule.restart(baseRate: options.learningRate) }
     }
 
     static func difference(_ a: ModelConfig, _ b: ModelConfig) -> String {
@@ -217,6 +221,15 @@ public final class Trainer {
     /// Asks the loop to stop after the current update (from a signal handler's queue): it then
     /// validates, writes its checkpoints and returns `.interrupted`.
     public func requestStop() { stopFlag.set() }
+
+    /// The stopping rule the state already meets (a resumed run that has ended), nil when there is none.
+    public var stopConditionMet: StopReason? {
+        if options.maxUpdates > 0 && state.update >= options.maxUpdates { return .maxUpdates }
+        if options.maxEpochs > 0 && state.epoch >= options.maxEpochs { return .maxEpochs }
+        if options.maxMinutes > 0 && state.trainingSeconds >= options.maxMinutes * 60 { return .maxTime }
+        if options.patience > 0 && state.validationsWithoutImprovement >= options.patience { return .earlyStopping }
+        return nil
+    }
 
     /// Trains until a stopping rule fires; returns why it stopped.
     @discardableResult

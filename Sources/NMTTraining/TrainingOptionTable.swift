@@ -126,6 +126,12 @@ extension TrainingOptions {
         .init("half-precision-weights", .duration, \.halfPrecisionWeights, "Write the best model's weights as 16-bit floats."),
     ]
 
+    /// The options a `--resume` may change: how long the run goes on, how it validates and what it keeps,
+    /// and the learning rate (the schedule goes on from the new rate). The others make the run.
+    public static let resumableKeys = ["max-updates", "max-epochs", "max-minutes", "patience", "valid-every", "valid-beam",
+                                       "valid-bleu-sentences", "log-every", "keep-last", "keep-best", "half-precision-weights",
+                                       "learning-rate"]
+
     /// Keys that older versions wrote to `training.yaml` and that no longer mean anything; reading skips
     /// them. `threads` became `--threads`, which does not change the results and so is not saved.
     static let retiredKeys: Set<String> = ["threads"]

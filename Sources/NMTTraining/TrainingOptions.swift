@@ -50,17 +50,32 @@ public struct TrainingOptions: Equatable, Sendable {
     /// The options of a run, in layers, each over the ones before: the defaults, then the saved
     /// `training.yaml` of the run being resumed, then the `--config` file, then the flags.
     public static func resolve(resuming run: String?, config: String?, flags: [String]) throws -> TrainingOptions {
-        var options = TrainingOptions()
-        if let run {
-            let saved = ModelDirectory(run).optionsPath
-            guard let text = ModelDirectory(run).readOptions() else {
-                throw TrainingError.checkpoint("--resume \(run): \(saved) is missing, so this is not a training run to continue")
-            }
-            try options.overlay(yaml: text, path: saved)
-        }
+        var options = try run.map(saved) ?? TrainingOptions()
         if let config { try options.overlay(yaml: try String(contentsOfFile: config, encoding: .utf8), path: config) }
         try options.overlay(flags: flags)
         return options
+    }
+
+    /// The options a training run was started or last resumed with (its `training.yaml`).
+    static func saved(in run: String) throws -> TrainingOptions {
+        let path = ModelDirectory(run).optionsPath
+        guard let text = ModelDirectory(run).readOptions() else {
+            throw TrainingError.checkpoint("--resume \(run): \(path) is missing, so this is not a training run to continue")
+        }
+        var options = TrainingOptions()
+        try options.overlay(yaml: text, path: path)
+        return options
+    }
+
+    /// Refuses, naming the first one, an option that differs from the run's saved options but that a
+    /// resume may not change (`resumableKeys`): the model, the data order, the optimizer and the
+    /// schedule make the run, and a resume with others would not continue it.
+    func checkResumable(from saved: TrainingOptions, run: String) throws {
+        for option in Self.table where !Self.resumableKeys.contains(option.key) && option.write(saved) != option.write(self) {
+            throw TrainingError.checkpoint("--resume \(run): \(option.key) is \(option.write(saved) ?? "unset") in the run's training.yaml, "
+                                           + "the options ask for \(option.write(self) ?? "unset"); a resume may change only "
+                                           + Self.resumableKeys.joined(separator: ", ") + " (use --init-from to start another run from its weights)")
+        }
     }
 
     /// Sets the options a YAML mapping (`key: value` lines) gives; an unknown key or a bad value is an

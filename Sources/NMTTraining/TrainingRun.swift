@@ -10,6 +10,10 @@ import NMTText
 /// prepares the model directory (SentencePiece models, vocabulary.json, training.yaml), builds
 /// or restores the model, and wires validation BLEU (beam search → SentencePiece decoding → BLEU
 /// against the raw references, the same scorer as mt-bleu).
+///
+/// A model directory changes only through a run that can start, one run at a time: every check
+/// (data, vocabulary, options, `--init-from`, the directory, `--resume`) comes before the first write,
+/// and the directory's lock is held from the checks that read the directory until the trainer ends.
 public enum TrainingRun {
     public enum Start: Equatable, Sendable {
         case fresh
@@ -19,6 +23,8 @@ public enum TrainingRun {
         case initFrom(String)
     }
 
+    /// The trainer of the run, ready to train; a resumed run whose stopping rule the saved state
+    /// already meets (`Trainer.stopConditionMet`) is returned with nothing written.
     public static func make(dataDirectory data: String, modelDirectory dir: String, options: TrainingOptions,
                             start: Start, overwrite: Bool = false) throws -> Trainer {
         let manifest = try PreprocessManifest.load(directory: data)
@@ -31,21 +37,12 @@ public enum TrainingRun {
         guard let trainSource = try dataset("train", src), let trainTarget = try dataset("train", tgt) else {
             throw TrainingError.badConfig("\(data) has no training split")
         }
-        let files = ModelDirectory(dir)
-        if start != .resume && files.holdsTrainingRun && !overwrite {
-            throw TrainingError.checkpoint("\(dir) already holds a training run: continue it with --resume \(dir), or pass --overwrite to start over")
-        }
-        try files.create()
-        if start != .resume { try files.removeTrainingRun() }
-
-        // SentencePiece models and the vocabulary description travel with the model.
         let vocabulary = manifest.sentencepiece
-        guard let sourceModel = vocabulary.models[src], let targetModel = vocabulary.models[tgt],
+        guard let sourceModel = vocabulary.models[src].map(path), let targetModel = vocabulary.models[tgt].map(path),
               let sourceSize = vocabulary.vocabSizes[src], let targetSize = vocabulary.vocabSizes[tgt] else {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
         }
-        try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: path(sourceModel), targetModel: path(targetModel))
-
+        try options.validate()
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
         if case .initFrom(let other) = start {
@@ -55,28 +52,53 @@ public enum TrainingRun {
             }
             try ModelDirectory(other).loadWeights(into: model)
         }
+
+        // The checks that read the model directory, under its lock.
+        let files = ModelDirectory(dir)
+        if start == .resume { try files.checkExists() }
+        let lock = try files.lockForWriting()
+        if start == .resume {
+            try options.checkResumable(from: try TrainingOptions.saved(in: dir), run: dir)
+            try files.checkVocabulary(sourceLang: src, targetLang: tgt, sourceModel: sourceModel, targetModel: targetModel)
+        } else if files.holdsModel && !overwrite {
+            let resume = files.holdsTrainingRun ? "continue its training run with --resume \(dir), or " : ""
+            throw TrainingError.checkpoint("\(dir) already holds a model: \(resume)pass --overwrite to replace it")
+        }
         let validSource = try dataset("valid", src), validTarget = try dataset("valid", tgt)
         let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: trainSource, trainTarget: trainTarget,
                                   validSource: validSource, validTarget: validTarget)
+        trainer.directoryLock = lock
         if start == .resume { try trainer.resume(from: dir) }
-        // Only a run that can start rewrites the options it will be resumed with.
-        try files.writeOptions(options.yaml())
-
         if let validSource, let referenceFile = manifest.split("valid")?.sides[tgt]?.text {
-            let references = try MetricInput.readLines(path: path(referenceFile))
-            let limit = options.validBLEUSentences > 0 ? min(options.validBLEUSentences, validSource.count) : validSource.count
-            let sources = (0..<limit).map { Array(validSource.tokens($0)) }
-            let targetSPM = try SentencePiece(modelPath: path(targetModel))
-            let beam = options.validBeam
-            // One search (and its workspaces) per model decoded: the same one at every validation.
-            var search = BeamSearch(model: trainer.model), searched = trainer.model
-            trainer.validationBLEU = { model in
-                if model !== searched { (search, searched) = (BeamSearch(model: model), model) }
-                let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
-                let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
-                return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score
-            }
+            trainer.validationBLEU = try validationBLEU(of: trainer, sources: validSource, references: path(referenceFile),
+                                                        targetModel: targetModel, options: options)
         }
+        if start == .resume && trainer.stopConditionMet != nil { return trainer }
+
+        // Every check has passed: the writes.
+        if start != .resume {
+            try files.removeModel()
+            try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: sourceModel, targetModel: targetModel)
+        }
+        try files.writeOptions(options.yaml())
         return trainer
+    }
+
+    /// Validation BLEU of the model a trainer validates: its search decodes the first validation sentences.
+    private static func validationBLEU(of trainer: Trainer, sources validSource: TokenDataset, references referenceFile: String,
+                                       targetModel: String, options: TrainingOptions) throws -> (Seq2Seq) throws -> Double {
+        let references = try MetricInput.readLines(path: referenceFile)
+        let limit = options.validBLEUSentences > 0 ? min(options.validBLEUSentences, validSource.count) : validSource.count
+        let sources = (0..<limit).map { Array(validSource.tokens($0)) }
+        let targetSPM = try SentencePiece(modelPath: targetModel)
+        let beam = options.validBeam
+        // One search (and its workspaces) per model decoded: the same one at every validation.
+        var search = BeamSearch(model: trainer.model), searched = trainer.model
+        return { model in
+            if model !== searched { (search, searched) = (BeamSearch(model: model), model) }
+            let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
+            let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
+            return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score
+        }
     }
 }

@@ -21,6 +21,15 @@ struct Train: ParsableCommand {
           --init-from DIR  take only the weights of DIR (same architecture), fresh
                            optimizer and schedule
 
+        --resume may change only \(TrainingOptions.resumableKeys.joined(separator: ", ")) \
+        (the schedule goes on from a new learning rate); any other option that differs from the \
+        run's training.yaml is refused, and so is data preprocessed with another SentencePiece \
+        model. Resuming a run that has already stopped (its max-updates, max-epochs, max-minutes \
+        or patience met) does nothing.
+
+        A directory that holds a model is replaced only with --overwrite. One run at a time \
+        writes a model directory: it holds DIR/.lock until it exits.
+
         The model directory gets model.safetensors (best weights), model.json, \
         vocabulary.json, the SentencePiece model(s), last/ (for --resume), log.jsonl (every \
         logged update and validation) and training.svg.
@@ -88,6 +97,11 @@ struct Train: ParsableCommand {
             let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
             let trainer = try TrainingRun.make(dataDirectory: data!, modelDirectory: directory, options: options, start: start,
                                                overwrite: overwrite)
+            if start == .resume, let reason = trainer.stopConditionMet {
+                StatusLine().note("\(directory) has already stopped at update \(trainer.state.update) (\(reason.rawValue)): nothing to do, "
+                                  + "nothing written; to train on, raise the limit (e.g. --max-updates)")
+                return
+            }
             try train(trainer, in: directory, resuming: start == .resume)
         }
     }
