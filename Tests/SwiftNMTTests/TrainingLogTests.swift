@@ -112,4 +112,31 @@ final class TrainingSignalTests: XCTestCase {
         XCTAssertEqual(run.terminationStatus, 0)
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/model/model.safetensors"))
     }
+
+    /// mt-translate reads a model directory while training rewrites its weights and checkpoints: every
+    /// translation finds a whole model (files are replaced by rename, and readers need no lock).
+    func testTranslationWhileTrainingWritesTheModel() throws {
+        let (dir, options) = try preprocessed()
+        let run = Process()
+        run.executableURL = URL(fileURLWithPath: try Executables.path("mt-train"))
+        run.arguments = options + ["--model-dir", dir + "/model", "--max-updates", "400", "--valid-every", "2"]
+        run.standardError = FileHandle.nullDevice
+        try run.run()
+        defer { if run.isRunning { kill(run.processIdentifier, SIGKILL) } }
+        let deadline = Date().addingTimeInterval(120)
+        while !FileManager.default.fileExists(atPath: dir + "/model/model.safetensors") && run.isRunning && Date() < deadline {
+            usleep(2000)
+        }
+        var translations = 0
+        while run.isRunning && translations < 40 {
+            let result = try Executables.run("mt-translate", ["--model", dir + "/model", "--beam-size", "2", "--threads", "1"],
+                                             input: Data("a b c\nd e\nf\n".utf8))
+            XCTAssertEqual(result.status, 0, result.errors)
+            XCTAssertEqual(result.output.split(separator: "\n", omittingEmptySubsequences: false).count, 4, result.output)
+            translations += 1
+        }
+        XCTAssertGreaterThan(translations, 0, "training ended before a translation could run")
+        run.waitUntilExit()
+        XCTAssertEqual(run.terminationStatus, 0)
+    }
 }
