@@ -1,0 +1,68 @@
+import XCTest
+@testable import NMTCommandLine
+@testable import NMTSearch
+@testable import NMTTensor
+@testable import NMTTraining
+
+/// Options that cannot crash a run, and bad streams and files: each defect of the hardening issue as it
+/// was reproduced (the number is the issue's), now a usage error (exit 64) or a plain run-time error (exit 1).
+final class HardeningTests: XCTestCase {
+    static var model: String { TranslateCommandTests.modelDirectory }
+
+    /// Asserts a usage error: exit status 64, the message naming `option`.
+    func assertUsageError(_ program: String, _ arguments: [String], naming option: String, line: UInt = #line) throws {
+        let result = try Executables.run(program, arguments)
+        XCTAssertEqual(result.status, 64, result.errors, line: line)
+        XCTAssertTrue(result.errors.contains(option), result.errors, line: line)
+    }
+
+    /// Asserts a run-time error: exit status 1 and `PROGRAM: error: MESSAGE…`.
+    func assertFailure(_ result: (status: Int32, output: String, errors: String), _ program: String, _ message: String,
+                       line: UInt = #line) {
+        XCTAssertEqual(result.status, 1, result.errors, line: line)
+        XCTAssertTrue(result.errors.hasPrefix("\(program): error: \(message)"), result.errors, line: line)
+    }
+
+    func testLogEveryZeroIsAUsageError() throws {
+        var options = TrainingOptions()
+        XCTAssertThrowsError(try options.overlay(flags: ["--log-every", "0"])) { error in
+            XCTAssertEqual("\(error)", "--log-every: '0' is not an integer from 1 to 1000000000")
+        }
+        try assertUsageError("mt-train", ["--data", "/nonexistent", "--model-dir", "/nonexistent/m", "--log-every", "0"],
+                             naming: "--log-every")
+    }
+
+
+    func testNonFiniteRatesAreRefused() throws {
+        for (key, value) in [("decay-factor", "nan"), ("learning-rate", "inf"), ("dropout", "1"), ("label-smoothing", "-0.1")] {
+            var options = TrainingOptions()
+            XCTAssertThrowsError(try options.overlay(flags: ["--\(key)", value]), key)
+            try assertUsageError("mt-train", ["--data", "/nonexistent", "--model-dir", "/nonexistent/m", "--\(key)=\(value)"],
+                                 naming: "--\(key)")
+        }
+    }
+
+
+    func testOutOfRangeYAMLValueNamesTheFile() throws {
+        let dir = try TestCorpus.makeTempDir("hardening-yaml")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let config = dir + "/bad.yaml"
+        try "decay-factor: nan\n".write(toFile: config, atomically: true, encoding: .utf8)
+        let result = try Executables.run("mt-train", ["--data", dir, "--model-dir", dir + "/m", "--config", config])
+        assertFailure(result, "mt-train", "configuration: \(config): decay-factor: 'nan' is not a number above 0.0, up to 1.0")
+    }
+
+
+    func testEveryNumberOptionIsBounded() {
+        for option in TrainingOptions.table {
+            var options = TrainingOptions()
+            if let defaultValue = option.defaultValue { XCTAssertTrue(option.read(&options, defaultValue), option.key) }
+            guard let allowed = option.allowed else { continue }
+            for value in ["nan", "inf", "-inf", "-1", "100000000000", "1e30"] {
+                XCTAssertFalse(option.read(&options, value), "\(option.key): \(value)")
+            }
+            XCTAssertTrue(option.helpEntry.replacingOccurrences(of: "\n", with: " ").split(separator: " ").joined(separator: " ")
+                .contains(allowed), option.helpEntry)
+        }
+    }
+}
