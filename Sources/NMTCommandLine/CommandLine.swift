@@ -4,21 +4,33 @@ import Foundation
 /// `--threads N`, with one meaning in every program: how many cores the program may use. A program
 /// spends them as its work allows (BLAS threads for training and benchmarks, batches decoded at once
 /// for translation, SentencePiece and encoding threads for preprocessing).
+///
+/// More threads than cores only slow a program down (64 BLAS threads on 2 cores take minutes per
+/// training update and so minutes to answer SIGTERM), so a larger count is capped at the cores: a flag
+/// with a warning, OPENBLAS_NUM_THREADS (often set once for a whole cluster) quietly.
 public struct ThreadsOption: ParsableArguments {
-    @Option(help: "Cores to use (default: OPENBLAS_NUM_THREADS when set, else all cores).")
+    @Option(help: "Cores to use, at most the machine's (default: OPENBLAS_NUM_THREADS when set, else all cores).")
     var threads: Int?
 
     public init() {}
 
     public func validate() throws {
-        if let threads, threads < 1 { throw ValidationError("--threads must be at least 1") }
+        guard let threads else { return }
+        if threads < 1 { throw ValidationError("--threads must be at least 1") }
+        if threads > Self.cores {
+            Failure.printWarning(ProcessInfo.processInfo.processName, "--threads \(threads) is more than the \(Self.cores) cores; using \(Self.cores)")
+        }
     }
 
-    /// The flag, else OPENBLAS_NUM_THREADS, else all cores.
-    public var count: Int {
+    /// The flag, else OPENBLAS_NUM_THREADS, else all cores; at most all cores.
+    public var count: Int { min(requested ?? Self.cores, Self.cores) }
+
+    static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
+
+    private var requested: Int? {
         if let threads { return threads }
         if let text = ProcessInfo.processInfo.environment["OPENBLAS_NUM_THREADS"], let n = Int(text), n >= 1 { return n }
-        return ProcessInfo.processInfo.activeProcessorCount
+        return nil
     }
 }
 

@@ -65,4 +65,14 @@ final class HardeningTests: XCTestCase {
                 .contains(allowed), option.helpEntry)
         }
     }
+
+
+    func testThreadsAreCappedAtTheCores() throws {
+        let cores = ProcessInfo.processInfo.activeProcessorCount
+        XCTAssertEqual(try ThreadsOption.parse(["--threads", "100000"]).count, cores)
+        XCTAssertEqual(try ThreadsOption.parse(["--threads", "1"]).count, 1)
+        // A usage error after the threads, so that nothing runs: the warning comes first.
+        let bench = try Executables.run("mt-bench", ["--threads", "100000", "--batches", "0"])
+        XCTAssertTrue(bench.errors.hasPrefix("mt-bench: warning: --threads 100000 is more than the \(cores) cores"), bench.errors)
+    }
 }
