@@ -75,4 +75,30 @@ final class HardeningTests: XCTestCase {
         let bench = try Executables.run("mt-bench", ["--threads", "100000", "--batches", "0"])
         XCTAssertTrue(bench.errors.hasPrefix("mt-bench: warning: --threads 100000 is more than the \(cores) cores"), bench.errors)
     }
+
+
+    func testTranslateOptionsAreBounded() throws {
+        for (option, value) in [("--length-penalty", "nan"), ("--max-length-ratio", "1e9"), ("--max-length-ratio", "nan"),
+                                ("--beam-size", "10000"), ("--batch-size", "1000000"), ("--max-source-length", "100000000")] {
+            try assertUsageError("mt-translate", ["--model", "/nonexistent", option, value], naming: option)
+        }
+        try assertUsageError("mt-translate", ["--model", "/nonexistent", "--beam-size", "100", "--batch-size", "1000"],
+                             naming: "--batch-size times --beam-size")
+    }
+
+
+    func testPreprocessLengthRatioMustBeFinite() throws {
+        for value in ["inf", "nan", "1e9"] {
+            try assertUsageError("mt-preprocess", ["-s", "en", "-t", "de", "--trainpref", "/nonexistent/train",
+                                                   "--destdir", "/nonexistent/out", "--length-ratio", value], naming: "--length-ratio")
+        }
+    }
+
+
+    func testBenchSizesAreBounded() throws {
+        for value in ["100000", "-1", "0"] {
+            try assertUsageError("mt-bench", ["--sgemm-size", value], naming: "--sgemm-size")
+        }
+        try assertUsageError("mt-bench", ["--batches", "100000000"], naming: "--batches")
+    }
 }
