@@ -162,7 +162,7 @@ struct MTBleu: ParsableCommand {
         if let path = input {
             hypotheses = try MetricInput.readLines(path: path)
         } else {
-            hypotheses = try MetricInput.lines(from: FileHandle.standardInput.readDataToEndOfFile(), source: hypName)
+            hypotheses = try MetricInput.lines(from: MetricInput.readStandardInput(), source: hypName)
         }
         if hypotheses.isEmpty { throw MetricError.noHypotheses(source: hypName) }
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: refStreams.map(\.count),
@@ -198,7 +198,7 @@ struct MTBleu: ParsableCommand {
                     out += score.report(signature: sig).formatted(width: width, scoreOnly: scoreOnly, shortSignature: short) + "\n"
                 }
             }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            print(out, terminator: "")
             return
         }
 

@@ -91,34 +91,44 @@ struct Translate: ParsableCommand {
     }
 
     func translate() throws {
+        // The input and the heatmap's path are checked before the model loads, so that no
+        // translation is computed only to be lost.
+        let input = try LineStream()
+        if let heatmap { try StandardOutput.checkWritable(heatmap) }
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
         let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
                                        nBest: max(1, nBest), alignments: alignment || heatmap != nil)
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
-        let input = LineStream()
+        var heatmapSVG: String?
         var index = 0
         let started = Date()
         setvbuf(stdout, nil, _IOFBF, 1 << 16)
         let workers = BLAS.threads
         // Taking several batches' worth of waiting lines at once sorts them better by length and
         // keeps every worker busy; a typed line is still translated as soon as it arrives.
-        while let lines = input.next(maximum: batchSize * workers * 8) {
+        while let lines = try input.next(maximum: batchSize * workers * 8) {
             let translations = try translator.translate(lines, options: search, batchSize: batchSize,
                                                         maxSourceLength: maxSourceLength, workers: workers)
             for translation in translations {
                 if translation.truncated {
                     Failure.printWarning("mt-translate", "line \(index + 1) is longer than \(maxSourceLength) pieces and was cut")
                 }
-                if let heatmap, index + 1 == heatmapLine, let best = translation.hypotheses.first {
+                if heatmap != nil, index + 1 == heatmapLine, let best = translation.hypotheses.first {
                     let target = best.hypothesis.tokens.map { translator.target.idToPiece($0) ?? "?" }
-                    let svg = OutputFormat.heatmapSVG(source: translation.sourcePieces, target: target, alignment: best.hypothesis.alignment)
-                    try Data(svg.utf8).write(to: URL(fileURLWithPath: heatmap))
+                    heatmapSVG = OutputFormat.heatmapSVG(source: translation.sourcePieces, target: target, alignment: best.hypothesis.alignment)
                 }
                 for line in format.lines(index: index, translation: translation) { print(line) }
                 index += 1
             }
-            fflush(stdout)
+            try StandardOutput.flush()
+        }
+        // Last, so that a heatmap that cannot be written costs none of the translations.
+        if let heatmap {
+            guard let heatmapSVG else {
+                throw HeatmapError(description: "--heatmap-line \(heatmapLine): the input has only \(index) lines, so \(heatmap) was not written")
+            }
+            try Data(heatmapSVG.utf8).write(to: URL(fileURLWithPath: heatmap))
         }
         if stats {
             let seconds = Date().timeIntervalSince(started)
@@ -126,6 +136,10 @@ struct Translate: ParsableCommand {
                                                        index, seconds, Double(index) / seconds, PeakMemory.megabytes()).utf8))
         }
     }
+}
+
+struct HeatmapError: Error, CustomStringConvertible {
+    let description: String
 }
 
 Translate.main()

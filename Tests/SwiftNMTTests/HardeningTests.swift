@@ -101,4 +101,59 @@ final class HardeningTests: XCTestCase {
         }
         try assertUsageError("mt-bench", ["--batches", "100000000"], naming: "--batches")
     }
+
+
+    func testClosedOrDirectoryStandardInputIsAnError() throws {
+        let dir = try TestCorpus.makeTempDir("hardening-stdin")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let reference = dir + "/ref.de"
+        try TestCorpus.writeLines(["ein Haus ."], to: reference)
+        for (redirection, reason) in [("<&-", "Bad file descriptor"), ("< \(dir)", "Is a directory")] {
+            let bleu = try Executables.run("mt-bleu", [reference], redirections: redirection)
+            assertFailure(bleu, "mt-bleu", "cannot read 'standard input': \(reason)")
+            let translate = try Executables.run("mt-translate", ["--model", Self.model], redirections: redirection)
+            assertFailure(translate, "mt-translate", "cannot read standard input: \(reason)")
+        }
+    }
+
+
+    func testLineStreamRefusesAClosedDescriptorOrADirectory() throws {
+        XCTAssertThrowsError(try LineStream(fileDescriptor: 1_000_000)) { error in
+            XCTAssertEqual("\(error)", "cannot read standard input: Bad file descriptor")
+        }
+        let directory = open(NSTemporaryDirectory(), O_RDONLY)
+        defer { close(directory) }
+        XCTAssertThrowsError(try LineStream(fileDescriptor: directory, name: "the directory")) { error in
+            XCTAssertEqual("\(error)", "cannot read the directory: Is a directory")
+        }
+    }
+
+
+    func testHeatmapFailuresKeepTheTranslations() throws {
+        let dir = try TestCorpus.makeTempDir("hardening-heatmap")
+        defer { try? FileManager.default.removeItem(atPath: dir) }
+        let input = Data("a man .\na dog .\n".utf8)
+        let pastTheEnd = try Executables.run("mt-translate", ["--model", Self.model, "--heatmap", dir + "/h.svg", "--heatmap-line", "99"],
+                                             input: input)
+        assertFailure(pastTheEnd, "mt-translate", "--heatmap-line 99: the input has only 2 lines")
+        XCTAssertEqual(pastTheEnd.output.split(separator: "\n", omittingEmptySubsequences: false).count, 3, "both translations")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: dir + "/h.svg"))
+
+        let directory = try Executables.run("mt-translate", ["--model", Self.model, "--heatmap", dir], input: input)
+        assertFailure(directory, "mt-translate", "cannot write \(dir): Is a directory")
+        let missing = try Executables.run("mt-translate", ["--model", Self.model, "--heatmap", dir + "/none/h.svg"], input: input)
+        assertFailure(missing, "mt-translate", "cannot write \(dir)/none/h.svg: No such file or directory")
+
+        let written = try Executables.run("mt-translate", ["--model", Self.model, "--heatmap", dir + "/h.svg", "--heatmap-line", "2"],
+                                          input: input)
+        XCTAssertEqual(written.status, 0, written.errors)
+        XCTAssertTrue(try String(contentsOfFile: dir + "/h.svg", encoding: .utf8).contains("<svg"))
+    }
+
+
+    func testFailedWritesToStandardOutputAreErrors() throws {
+        let input = Data(String(repeating: "a man rides a bike .\n", count: 20).utf8)
+        let translate = try Executables.run("mt-translate", ["--model", Self.model], input: input, redirections: "> /dev/full")
+        assertFailure(translate, "mt-translate", "cannot write standard output: No space left on device")
+    }
 }
