@@ -135,8 +135,11 @@ extension ScheduleKind: UnboundedOptionValue {
 }
 
 extension TrainingOptions {
-    /// The largest layer size and layer count: a model of 8 such layers still fits a workstation's memory.
-    static let maxLayerSize = 4096, maxLayers = 8
+    /// The largest layer size and layer count (the reference model has 256 and 512, 1 and 2 layers).
+    static let maxLayerSize = 2048, maxLayers = 8
+    /// The largest batches: a batch's logits take target tokens × vocabulary floats, 640 MB for
+    /// 20,000 tokens over 8,000 pieces.
+    static let maxBatchSentences = 1000, maxBatchTokens = 20_000
     /// Updates that no run reaches (a billion), the bound of every count of updates.
     static let maxUpdates = 1_000_000_000
 
@@ -153,8 +156,9 @@ extension TrainingOptions {
               "Share source and target embeddings (default: when the vocabulary is joint)."),
         .init("tied-output", .model, \.tiedOutput, "Tie the output projection to the target embeddings."),
 
-        .init("batch-sentences", .optimization, \.batchSentences, .range(1...10_000), "Sentence pairs per batch.", replaces: \.batchTokens),
-        .init("batch-tokens", .optimization, \.batchTokens, .range(1...100_000),
+        .init("batch-sentences", .optimization, \.batchSentences, .range(1...maxBatchSentences), "Sentence pairs per batch.",
+              replaces: \.batchTokens),
+        .init("batch-tokens", .optimization, \.batchTokens, .range(1...maxBatchTokens),
               "Target tokens (with padding) per batch; replaces batch-sentences."),
         .init("learning-rate", .optimization, \.learningRate, .above(0, upTo: 1), "Adam learning rate."),
         .init("schedule", .optimization, \.schedule, "Learning-rate schedule: constant, plateau or inverse-sqrt."),

@@ -58,7 +58,7 @@ struct Main: ParsableCommand {
 
     /// Bounds that keep a run within memory and SentencePiece's limits; a length ratio must be finite
     /// to be written to manifest.json.
-    static let maxVocabSize = 1_000_000, maxMaxLength = 10_000, maxLengthRatio = 1000.0
+    static let maxVocabSize = 100_000, maxMaxLength = 1000, maxLengthRatio = 1000.0
 
     @Option(name: .customLong("vocab-size"), help: "Vocabulary size of each SentencePiece model, special ids included (at most \(Self.maxVocabSize)).")
     var vocabSize: Int = 8000
