@@ -58,7 +58,7 @@ struct Main: ParsableCommand {
 
     /// Bounds that keep a run within memory and SentencePiece's limits; a length ratio must be finite
     /// to be written to manifest.json.
-    static let maxVocabSize = 100_000, maxMaxLength = 1000, maxLengthRatio = 1000.0
+    static let maxVocabSize = 100_000, maxMaxLength = 1000, maxLengthRatio = 1000.0, maxInputSentenceSize = 100_000_000
 
     @Option(name: .customLong("vocab-size"), help: "Vocabulary size of each SentencePiece model, special ids included (at most \(Self.maxVocabSize)).")
     var vocabSize: Int = 8000
@@ -78,7 +78,7 @@ struct Main: ParsableCommand {
     @Option(name: .customLong("length-ratio"), help: "Drop training pairs whose subword lengths differ by more than this factor (1 to \(Int(Self.maxLengthRatio))).")
     var lengthRatio: Double = 9
 
-    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all.")
+    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all (at most \(Self.maxInputSentenceSize)).")
     var inputSentenceSize: Int = 2_000_000
 
     /// Threads for SentencePiece training and encoding.
@@ -102,7 +102,9 @@ struct Main: ParsableCommand {
         if !(characterCoverage > 0 && characterCoverage <= 1) { throw ValidationError("--character-coverage must be in (0, 1].") }
         if !(1...Self.maxMaxLength).contains(maxLength) { throw ValidationError("--max-length must be from 1 to \(Self.maxMaxLength).") }
         if !(1...Self.maxLengthRatio).contains(lengthRatio) { throw ValidationError("--length-ratio must be from 1 to \(Int(Self.maxLengthRatio)).") }
-        if inputSentenceSize < 0 { throw ValidationError("--input-sentence-size must not be negative.") }
+        if !(0...Self.maxInputSentenceSize).contains(inputSentenceSize) {
+            throw ValidationError("--input-sentence-size must be from 0 to \(Self.maxInputSentenceSize).")
+        }
         if validPrefix != nil && Self.prefixes(validPrefix).isEmpty { throw ValidationError("--validpref is empty.") }
         if testPrefix != nil && Self.prefixes(testPrefix).isEmpty { throw ValidationError("--testpref is empty.") }
     }

@@ -96,10 +96,11 @@ final class HardeningTests: XCTestCase {
     }
 
     /// 12: `--length-ratio inf` did all the work, then could not write manifest.json.
-    func testPreprocessLengthRatioMustBeFinite() throws {
-        for value in ["inf", "nan", "1e9"] {
+    func testPreprocessOptionsAreBounded() throws {
+        for (option, value) in [("--length-ratio", "inf"), ("--length-ratio", "nan"), ("--length-ratio", "1e9"),
+                                ("--vocab-size", "100000000"), ("--max-length", "100000000"), ("--input-sentence-size", "1000000000000")] {
             try assertUsageError("mt-preprocess", ["-s", "en", "-t", "de", "--trainpref", "/nonexistent/train",
-                                                   "--destdir", "/nonexistent/out", "--length-ratio", value], naming: "--length-ratio")
+                                                   "--destdir", "/nonexistent/out", option, value], naming: option)
         }
     }
 
