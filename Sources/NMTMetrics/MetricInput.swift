@@ -88,8 +88,21 @@ public enum MetricInput {
             throw MetricError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
         }
         defer { close(fd) }
+        return try readAll(fd, name: path)
+    }
+
+    /// Reads standard input to its end. A closed or unreadable standard input, or a directory, is
+    /// `MetricError.unreadableFile` naming "standard input", never an empty input.
+    public static func readStandardInput() throws -> Data {
+        try readAll(STDIN_FILENO, name: "standard input")
+    }
+
+    private static func readAll(_ fd: Int32, name path: String) throws -> Data {
         var st = stat()
-        if fstat(fd, &st) == 0 && (st.st_mode & S_IFMT) == S_IFDIR {
+        if fstat(fd, &st) != 0 {
+            throw MetricError.unreadableFile(path: path, reason: String(cString: strerror(errno)))
+        }
+        if (st.st_mode & S_IFMT) == S_IFDIR {
             throw MetricError.unreadableFile(path: path, reason: String(cString: strerror(EISDIR)))
         }
         var data = Data()

@@ -6,14 +6,30 @@ import Foundation
 ///
 /// Lines are split at "\n" only. Each line is repaired so it can never break the line structure
 /// of the output: invalid UTF-8 becomes U+FFFD, and NUL, tab and carriage return become spaces.
+///
+/// A read error (a closed descriptor, a directory) is an error, never a silent end of input.
 public final class LineStream: @unchecked Sendable {
     private let condition = NSCondition()
     private var pending: [String] = []
     private var finished = false
+    /// Why reading stopped before the end of input; `next` throws it once the lines before it are taken.
+    private var failure: ReadError?
     private let descriptor: Int32
+    private let name: String
 
-    public init(fileDescriptor: Int32 = 0) {
+    /// A failed read of the stream: "cannot read standard input: Is a directory".
+    public struct ReadError: Error, CustomStringConvertible {
+        let name: String, code: Int32
+        public var description: String { "cannot read \(name): \(String(cString: strerror(code)))" }
+    }
+
+    /// Throws at once when the descriptor is closed or a directory, so a program fails before its work.
+    public init(fileDescriptor: Int32 = 0, name: String = "standard input") throws {
         descriptor = fileDescriptor
+        self.name = name
+        var status = stat()
+        if fstat(descriptor, &status) != 0 { throw ReadError(name: name, code: errno) }
+        if status.st_mode & S_IFMT == S_IFDIR { throw ReadError(name: name, code: EISDIR) }
         let thread = Thread { [weak self] in self?.readAll() }
         thread.stackSize = 1 << 20
         thread.start()
@@ -32,6 +48,7 @@ public final class LineStream: @unchecked Sendable {
         while true {
             let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
+            if n < 0 { failure = ReadError(name: name, code: errno) }
             if n <= 0 { break }
             var lines: [String] = []
             var start = 0
@@ -61,10 +78,12 @@ public final class LineStream: @unchecked Sendable {
     }
 
     /// Waits for at least one line and returns up to `maximum` of those waiting; nil at end of input.
-    public func next(maximum: Int) -> [String]? {
+    /// Throws the read error that ended the input once every line read before it has been returned.
+    public func next(maximum: Int) throws -> [String]? {
         condition.lock()
         defer { condition.unlock() }
         while pending.isEmpty && !finished { condition.wait() }
+        if pending.isEmpty, let failure { throw failure }
         if pending.isEmpty { return nil }
         let taken = Array(pending.prefix(maximum))
         pending.removeFirst(taken.count)

@@ -5,7 +5,10 @@ import Foundation
 /// shape and byte range, then the raw little-endian data. F32 and F16 are supported; F16 files
 /// are converted to Float32 on load.
 package enum SafeTensors {
-    package enum DType: String, Sendable { case f32 = "F32", f16 = "F16" }
+    package enum DType: String, Sendable {
+        case f32 = "F32", f16 = "F16"
+        var width: Int { self == .f32 ? 4 : 2 }
+    }
 
     package struct Tensor: Sendable {
         package var name: String
@@ -32,7 +35,7 @@ package enum SafeTensors {
 
     /// Serializes tensors (in the given order) with optional string metadata.
     package static func encode(_ tensors: [Tensor], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
-        let width = dtype == .f32 ? 4 : 2
+        let width = dtype.width
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
@@ -64,6 +67,9 @@ package enum SafeTensors {
     }
 
     /// Parses a safetensors file; every tensor comes back as Float32. `path` names it in errors.
+    /// Every entry of the header is checked (its byte range inside the data, matching its shape, shared
+    /// with no other tensor) before any values are read, so a forged header cannot make this allocate
+    /// more than the file holds.
     package static func decode(_ data: Data, path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {
         guard data.count >= 8 else { throw Error.malformed(path, "only \(data.count) bytes") }
         let headerLength = data.prefix(8).withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
@@ -75,38 +81,78 @@ package enum SafeTensors {
             throw Error.malformed(path, "header is not a JSON object")
         }
         let base = 8 + Int(headerLength), available = data.count - base
-        var tensors: [String: Tensor] = [:]
+        var entries: [Entry] = []
         var metadata: [String: String] = [:]
         for (name, value) in header {
             if name == "__metadata__" {
                 metadata = value as? [String: String] ?? [:]
                 continue
             }
-            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
-                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
-                throw Error.malformed(path, "bad header entry for \(name)")
-            }
-            guard let dtype = DType(rawValue: dtypeName) else { throw Error.malformed(path, "\(name) has unsupported dtype \(dtypeName)") }
-            let count = shape.reduce(1, *), width = dtype == .f32 ? 4 : 2
-            guard offsets[0] >= 0, offsets[1] - offsets[0] == count * width else {
-                throw Error.malformed(path, "\(name): byte range \(offsets) does not match shape \(shape)")
-            }
-            guard offsets[1] <= available else {
-                throw Error.malformed(path, "\(name) ends at byte \(offsets[1]) but the data has \(available) bytes (truncated?)")
-            }
+            entries.append(try Entry(name: name, value, available: available, path: path))
+        }
+        try checkDisjoint(entries, path: path)
+        var tensors: [String: Tensor] = [:]
+        for entry in entries {
+            let count = entry.bytes.count / entry.dtype.width
             var values = [Float](repeating: 0, count: count)
             data.withUnsafeBytes { raw in
-                let start = raw.baseAddress! + base + offsets[0]
+                let start = raw.baseAddress! + base + entry.bytes.lowerBound
                 for i in 0..<count {
-                    switch dtype {
+                    switch entry.dtype {
                     case .f32: values[i] = Float(bitPattern: UInt32(littleEndian: (start + 4 * i).loadUnaligned(as: UInt32.self)))
                     case .f16: values[i] = Float(Float16(bitPattern: UInt16(littleEndian: (start + 2 * i).loadUnaligned(as: UInt16.self))))
                     }
                 }
             }
-            tensors[name] = Tensor(name: name, shape: shape, values: values)
+            tensors[entry.name] = Tensor(name: entry.name, shape: entry.shape, values: values)
         }
         return (tensors, metadata)
+    }
+
+    /// One tensor's header entry, checked against the data.
+    private struct Entry {
+        let name: String, dtype: DType, shape: [Int]
+        /// Offsets into the data (after the header).
+        let bytes: Range<Int>
+
+        init(name: String, _ value: Any, available: Int, path: String) throws {
+            guard let entry = value as? [String: Any], let dtypeName = entry["dtype"] as? String,
+                  let shape = entry["shape"] as? [Int], let offsets = entry["data_offsets"] as? [Int], offsets.count == 2 else {
+                throw Error.malformed(path, "bad header entry for \(name)")
+            }
+            guard let dtype = DType(rawValue: dtypeName) else { throw Error.malformed(path, "\(name) has unsupported dtype \(dtypeName)") }
+            // Checked in this order so that no arithmetic on the header's numbers can overflow.
+            guard offsets[0] >= 0, offsets[0] <= offsets[1] else {
+                throw Error.malformed(path, "\(name): byte range \(offsets) is not a range")
+            }
+            guard offsets[1] <= available else {
+                throw Error.malformed(path, "\(name) ends at byte \(offsets[1]) but the data has \(available) bytes (truncated?)")
+            }
+            guard byteCount(shape, width: dtype.width) == offsets[1] - offsets[0] else {
+                throw Error.malformed(path, "\(name): byte range \(offsets) does not match shape \(shape)")
+            }
+            (self.name, self.dtype, self.shape, bytes) = (name, dtype, shape, offsets[0]..<offsets[1])
+        }
+    }
+
+    /// The bytes of a tensor of `shape`; nil when a dimension is negative or the size overflows.
+    private static func byteCount(_ shape: [Int], width: Int) -> Int? {
+        var bytes = width
+        for dimension in shape {
+            guard dimension >= 0 else { return nil }
+            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+            if overflow { return nil }
+            bytes = product
+        }
+        return bytes
+    }
+
+    /// Two tensors sharing bytes would be two names for one set of values: a broken or forged file.
+    private static func checkDisjoint(_ entries: [Entry], path: String) throws {
+        let sorted = entries.filter { !$0.bytes.isEmpty }.sorted { $0.bytes.lowerBound < $1.bytes.lowerBound }
+        for (previous, next) in zip(sorted, sorted.dropFirst()) where next.bytes.lowerBound < previous.bytes.upperBound {
+            throw Error.malformed(path, "the byte ranges of \(previous.name) (\(previous.bytes)) and \(next.name) (\(next.bytes)) overlap")
+        }
     }
 
     package static func read(path: String) throws -> (tensors: [String: Tensor], metadata: [String: String]) {

@@ -70,7 +70,8 @@ public struct PreprocessOptions: Sendable {
             throw PreprocessError("character coverage must be in (0, 1], got \(characterCoverage)")
         }
         guard maxLength >= 1 else { throw PreprocessError("maximum length must be at least 1, got \(maxLength)") }
-        guard lengthRatio >= 1 else { throw PreprocessError("length ratio must be at least 1, got \(lengthRatio)") }
+        // Finite, as manifest.json (JSON) can hold no infinity; NaN fails the comparison too.
+        guard lengthRatio >= 1 && lengthRatio.isFinite else { throw PreprocessError("length ratio must be a finite number of at least 1, got \(lengthRatio)") }
         guard inputSentenceSize >= 0 else { throw PreprocessError("input sentence size must not be negative") }
         guard threads >= 1 else { throw PreprocessError("threads must be at least 1") }
     }

@@ -132,14 +132,10 @@ public struct TrainingOptions: Equatable, Sendable {
         Self.table.compactMap { option in option.write(self).map { "\(option.key): \($0)\n" } }.joined()
     }
 
+    /// Checks across options; each option's own range is checked when it is read (`TrainingOptions.table`).
     func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw TrainingError.badConfig(message) } }
-        try check((batchSentences ?? 0) > 0 || (batchTokens ?? 0) > 0, "give batch-sentences or batch-tokens")
-        try check(learningRate > 0, "learning-rate must be positive")
-        try check(dropout >= 0 && dropout < 1, "dropout must be in [0, 1)")
-        try check(labelSmoothing >= 0 && labelSmoothing < 1, "label-smoothing must be in [0, 1)")
-        try check(validEvery > 0, "valid-every must be positive")
-        try check(validBeam >= 1, "valid-beam must be at least 1")
+        try check(batchSentences != nil || batchTokens != nil, "give batch-sentences or batch-tokens")
         try check(maxUpdates > 0 || maxEpochs > 0 || maxMinutes > 0 || patience > 0,
                   "training would never stop: give max-updates, max-epochs, max-minutes or patience")
     }

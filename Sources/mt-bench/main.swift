@@ -15,20 +15,27 @@ struct Bench: ParsableCommand {
     /// BLAS threads.
     @OptionGroup var threads: ThreadsOption
 
-    @Option(help: "Timed training batches of 64 sentence pairs.")
+    /// Bounds that keep a measurement within minutes and within memory (an sgemm of size n holds 3n²
+    /// floats: 768 MiB at 8192); below 64 an sgemm is too quick to time.
+    static let maxBatches = 1000, sgemmSizes = 64...8192
+
+    @Option(help: "Timed training batches of 64 sentence pairs (1 to \(Self.maxBatches)).")
     var batches: Int = 30
 
     @Option(help: ArgumentHelp("Time training on the first batches of this mt-preprocess directory instead of synthetic batches.", valueName: "DIR"))
     var data: String?
 
-    @Option(help: "Square size of the sgemm measurement.")
+    @Option(help: "Square size of the sgemm measurement (\(Self.sgemmSizes.lowerBound) to \(Self.sgemmSizes.upperBound)).")
     var sgemmSize: Int = 2048
 
     @Flag(help: "End with one JSON object on the last line.")
     var json = false
 
     func validate() throws {
-        guard batches >= 1 else { throw ValidationError("--batches must be at least 1") }
+        guard (1...Self.maxBatches).contains(batches) else { throw ValidationError("--batches must be from 1 to \(Self.maxBatches)") }
+        guard Self.sgemmSizes.contains(sgemmSize) else {
+            throw ValidationError("--sgemm-size must be from \(Self.sgemmSizes.lowerBound) to \(Self.sgemmSizes.upperBound)")
+        }
     }
 
     func run() throws {

@@ -65,15 +65,19 @@ struct MTBleu: ParsableCommand {
     var force = false
 
     // chrF
+    /// Bounds on chrF's parameters: longer n-grams than these measure nothing, and a larger beta
+    /// (squared in the F-score) would overflow to infinity.
+    static let maxChrfOrder = 100, maxChrfBeta = 1000, maxNumRefs = 1000
+
     @Option(name: [.customLong("chrf-char-order"), .customLong("cc", withSingleDash: true)],
-            help: "chrF character n-gram order.")
+            help: "chrF character n-gram order (0 to \(Self.maxChrfOrder)).")
     var chrfCharOrder = 6
 
     @Option(name: [.customLong("chrf-word-order"), .customLong("cw", withSingleDash: true)],
-            help: "chrF word n-gram order (2 gives chrF++).")
+            help: "chrF word n-gram order (2 gives chrF++; 0 to \(Self.maxChrfOrder)).")
     var chrfWordOrder = 0
 
-    @Option(name: .customLong("chrf-beta"), help: "chrF's weight of recall relative to precision.")
+    @Option(name: .customLong("chrf-beta"), help: "chrF's weight of recall relative to precision (0 to \(Self.maxChrfBeta)).")
     var chrfBeta = 2
 
     @Flag(name: .customLong("chrf-whitespace"), help: "Keep whitespace in chrF's character n-grams.")
@@ -87,7 +91,7 @@ struct MTBleu: ParsableCommand {
 
     // Input and output
     @Option(name: [.customLong("num-refs"), .customLong("nr", withSingleDash: true)],
-            help: "Read this many tab-separated references per line from the single reference file.")
+            help: "Read this many tab-separated references per line from the single reference file (1 to \(Self.maxNumRefs)).")
     var numRefs = 1
 
     @Option(name: [.customShort("f"), .long], help: "Output format: json or text.")
@@ -110,8 +114,8 @@ struct MTBleu: ParsableCommand {
         if references.isEmpty {
             throw ValidationError("Give at least one reference file (before -i).")
         }
-        if numRefs < 1 {
-            throw ValidationError("--num-refs must be at least 1.")
+        if !(1...Self.maxNumRefs).contains(numRefs) {
+            throw ValidationError("--num-refs must be from 1 to \(Self.maxNumRefs).")
         }
         if numRefs > 1 && references.count > 1 {
             throw ValidationError("--num-refs reads tab-separated references from a single file; give only one reference file.")
@@ -125,11 +129,12 @@ struct MTBleu: ParsableCommand {
         if let v = smoothValue, !(v >= 0) || !v.isFinite {
             throw ValidationError("--smooth-value must be a non-negative number.")
         }
-        if chrfCharOrder < 0 || chrfWordOrder < 0 || chrfCharOrder + chrfWordOrder == 0 {
-            throw ValidationError("chrF needs non-negative orders with a positive sum.")
+        let orders = 0...Self.maxChrfOrder
+        if !orders.contains(chrfCharOrder) || !orders.contains(chrfWordOrder) || chrfCharOrder + chrfWordOrder == 0 {
+            throw ValidationError("chrF needs orders from 0 to \(Self.maxChrfOrder) with a positive sum.")
         }
-        if chrfBeta < 0 {
-            throw ValidationError("--chrf-beta must be non-negative.")
+        if !(0...Self.maxChrfBeta).contains(chrfBeta) {
+            throw ValidationError("--chrf-beta must be from 0 to \(Self.maxChrfBeta).")
         }
     }
 
@@ -157,7 +162,7 @@ struct MTBleu: ParsableCommand {
         if let path = input {
             hypotheses = try MetricInput.readLines(path: path)
         } else {
-            hypotheses = try MetricInput.lines(from: FileHandle.standardInput.readDataToEndOfFile(), source: hypName)
+            hypotheses = try MetricInput.lines(from: MetricInput.readStandardInput(), source: hypName)
         }
         if hypotheses.isEmpty { throw MetricError.noHypotheses(source: hypName) }
         try MetricInput.checkLengths(hypotheses: hypotheses.count, references: refStreams.map(\.count),
@@ -193,7 +198,7 @@ struct MTBleu: ParsableCommand {
                     out += score.report(signature: sig).formatted(width: width, scoreOnly: scoreOnly, shortSignature: short) + "\n"
                 }
             }
-            FileHandle.standardOutput.write(Data(out.utf8))
+            print(out, terminator: "")
             return
         }
 

@@ -56,7 +56,11 @@ struct Main: ParsableCommand {
     @Option(name: .customLong("destdir"), help: "Output directory (created when missing).")
     var destDir: String
 
-    @Option(name: .customLong("vocab-size"), help: "Vocabulary size of each SentencePiece model, special ids included.")
+    /// Bounds that keep a run within memory and SentencePiece's limits; a length ratio must be finite
+    /// to be written to manifest.json.
+    static let maxVocabSize = 100_000, maxMaxLength = 1000, maxLengthRatio = 1000.0, maxInputSentenceSize = 100_000_000
+
+    @Option(name: .customLong("vocab-size"), help: "Vocabulary size of each SentencePiece model, special ids included (at most \(Self.maxVocabSize)).")
     var vocabSize: Int = 8000
 
     @Option(name: .customLong("model-type"), help: "SentencePiece model type: bpe or unigram.")
@@ -68,13 +72,13 @@ struct Main: ParsableCommand {
     @Option(name: .customLong("character-coverage"), help: "Share of characters the model covers (1.0 for alphabetic scripts, 0.9995 for CJK).")
     var characterCoverage: Double = 1.0
 
-    @Option(name: .customLong("max-length"), help: "Drop training pairs with a side longer than this many subwords.")
+    @Option(name: .customLong("max-length"), help: "Drop training pairs with a side longer than this many subwords (1 to \(Self.maxMaxLength)).")
     var maxLength: Int = 100
 
-    @Option(name: .customLong("length-ratio"), help: "Drop training pairs whose subword lengths differ by more than this factor.")
+    @Option(name: .customLong("length-ratio"), help: "Drop training pairs whose subword lengths differ by more than this factor (1 to \(Int(Self.maxLengthRatio))).")
     var lengthRatio: Double = 9
 
-    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all.")
+    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all (at most \(Self.maxInputSentenceSize)).")
     var inputSentenceSize: Int = 2_000_000
 
     /// Threads for SentencePiece training and encoding.
@@ -92,11 +96,15 @@ struct Main: ParsableCommand {
 
     func validate() throws {
         if sourceLang == targetLang { throw ValidationError("--source-lang and --target-lang are both '\(sourceLang)'.") }
-        if vocabSize <= SpecialTokens.count + 1 { throw ValidationError("--vocab-size must be larger than \(SpecialTokens.count + 1).") }
+        if vocabSize <= SpecialTokens.count + 1 || vocabSize > Self.maxVocabSize {
+            throw ValidationError("--vocab-size must be from \(SpecialTokens.count + 2) to \(Self.maxVocabSize).")
+        }
         if !(characterCoverage > 0 && characterCoverage <= 1) { throw ValidationError("--character-coverage must be in (0, 1].") }
-        if maxLength < 1 { throw ValidationError("--max-length must be at least 1.") }
-        if !(lengthRatio >= 1) { throw ValidationError("--length-ratio must be at least 1.") }
-        if inputSentenceSize < 0 { throw ValidationError("--input-sentence-size must not be negative.") }
+        if !(1...Self.maxMaxLength).contains(maxLength) { throw ValidationError("--max-length must be from 1 to \(Self.maxMaxLength).") }
+        if !(1...Self.maxLengthRatio).contains(lengthRatio) { throw ValidationError("--length-ratio must be from 1 to \(Int(Self.maxLengthRatio)).") }
+        if !(0...Self.maxInputSentenceSize).contains(inputSentenceSize) {
+            throw ValidationError("--input-sentence-size must be from 0 to \(Self.maxInputSentenceSize).")
+        }
         if validPrefix != nil && Self.prefixes(validPrefix).isEmpty { throw ValidationError("--validpref is empty.") }
         if testPrefix != nil && Self.prefixes(testPrefix).isEmpty { throw ValidationError("--testpref is empty.") }
     }

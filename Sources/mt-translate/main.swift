@@ -17,21 +17,29 @@ struct Translate: ParsableCommand {
 
         Scores: a finished hypothesis's score is its log-probability divided by length^alpha (--length-penalty),
         length counting the end-of-sentence token; alpha 0 ranks by raw log-probability.
+
+        Limits, so that no option can exhaust the machine: --beam-size at most \(Self.maxBeamSize), --max-length-ratio
+        at most \(Self.maxLengthRatio), --length-penalty from 0 to \(Self.maxLengthPenalty), --batch-size at most \(Self.maxBatchSize),
+        --max-source-length at most \(Self.maxSourceLength), and --batch-size times --beam-size (the hypotheses decoded at once,
+        each with a row of scores over the vocabulary) at most \(Self.maxHypotheses).
         """)
+
+    static let maxBeamSize = 100, maxBatchSize = 1024, maxSourceLength = 1000, maxHypotheses = 6400
+    static let maxLengthRatio: Float = 10, maxLengthPenalty: Float = 10
 
     @Option(name: .customLong("model"), help: ArgumentHelp("Model directory written by mt-train.", valueName: "DIR"))
     var model: String
 
-    @Option(help: "Beam size (1: greedy).")
+    @Option(help: "Beam size (1: greedy; at most \(Self.maxBeamSize)).")
     var beamSize = 5
 
-    @Option(help: "Length normalization exponent alpha, applied to finished hypotheses.")
+    @Option(help: "Length normalization exponent alpha, applied to finished hypotheses (0 to \(Self.maxLengthPenalty)).")
     var lengthPenalty: Float = 1.0
 
-    @Option(help: "Maximum output length: this ratio times the source length, plus 10 pieces.")
+    @Option(help: "Maximum output length: this ratio (at most \(Self.maxLengthRatio)) times the source length, plus 10 pieces.")
     var maxLengthRatio: Float = 2.0
 
-    @Option(help: "Longest source, in SentencePiece pieces; longer lines are cut.")
+    @Option(help: "Longest source, in SentencePiece pieces (at most \(Self.maxSourceLength)); longer lines are cut.")
     var maxSourceLength = 200
 
     @Option(help: "Write the N best hypotheses per line in Moses format: i ||| translation ||| score.")
@@ -49,7 +57,7 @@ struct Translate: ParsableCommand {
     @Option(help: "The (1-based) input line whose attention --heatmap draws.")
     var heatmapLine = 1
 
-    @Option(help: "Sentences per batch.")
+    @Option(help: "Sentences per batch (at most \(Self.maxBatchSize)).")
     var batchSize = 64
 
     /// Piped input is translated in that many batches at once; a single batch uses that many BLAS threads.
@@ -59,12 +67,23 @@ struct Translate: ParsableCommand {
     var stats = false
 
     func validate() throws {
-        guard beamSize >= 1 else { throw ValidationError("--beam-size must be at least 1") }
+        guard (1...Self.maxBeamSize).contains(beamSize) else { throw ValidationError("--beam-size must be from 1 to \(Self.maxBeamSize)") }
         guard nBest >= 0, nBest <= beamSize else { throw ValidationError("--n-best must be between 0 and --beam-size (\(beamSize))") }
-        guard batchSize >= 1 else { throw ValidationError("--batch-size must be at least 1") }
-        guard maxSourceLength >= 1 else { throw ValidationError("--max-source-length must be at least 1") }
-        guard maxLengthRatio > 0 else { throw ValidationError("--max-length-ratio must be positive") }
+        guard (1...Self.maxBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to \(Self.maxBatchSize)") }
+        guard (1...Self.maxSourceLength).contains(maxSourceLength) else {
+            throw ValidationError("--max-source-length must be from 1 to \(Self.maxSourceLength)")
+        }
+        // NaN fails every comparison, so it is refused too.
+        guard maxLengthRatio > 0 && maxLengthRatio <= Self.maxLengthRatio else {
+            throw ValidationError("--max-length-ratio must be above 0 and at most \(Self.maxLengthRatio)")
+        }
+        guard (0...Self.maxLengthPenalty).contains(lengthPenalty) else {
+            throw ValidationError("--length-penalty must be from 0 to \(Self.maxLengthPenalty)")
+        }
         guard heatmapLine >= 1 else { throw ValidationError("--heatmap-line must be at least 1") }
+        guard batchSize * beamSize <= Self.maxHypotheses else {
+            throw ValidationError("--batch-size times --beam-size must be at most \(Self.maxHypotheses), not \(batchSize) × \(beamSize)")
+        }
     }
 
     func run() throws {
@@ -72,34 +91,44 @@ struct Translate: ParsableCommand {
     }
 
     func translate() throws {
+        // The input and the heatmap's path are checked before the model loads, so that no
+        // translation is computed only to be lost.
+        let input = try LineStream()
+        if let heatmap { try StandardOutput.checkWritable(heatmap) }
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
         let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
                                        nBest: max(1, nBest), alignments: alignment || heatmap != nil)
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
-        let input = LineStream()
+        var heatmapSVG: String?
         var index = 0
         let started = Date()
         setvbuf(stdout, nil, _IOFBF, 1 << 16)
         let workers = BLAS.threads
         // Taking several batches' worth of waiting lines at once sorts them better by length and
         // keeps every worker busy; a typed line is still translated as soon as it arrives.
-        while let lines = input.next(maximum: batchSize * workers * 8) {
+        while let lines = try input.next(maximum: batchSize * workers * 8) {
             let translations = try translator.translate(lines, options: search, batchSize: batchSize,
                                                         maxSourceLength: maxSourceLength, workers: workers)
             for translation in translations {
                 if translation.truncated {
                     Failure.printWarning("mt-translate", "line \(index + 1) is longer than \(maxSourceLength) pieces and was cut")
                 }
-                if let heatmap, index + 1 == heatmapLine, let best = translation.hypotheses.first {
+                if heatmap != nil, index + 1 == heatmapLine, let best = translation.hypotheses.first {
                     let target = best.hypothesis.tokens.map { translator.target.idToPiece($0) ?? "?" }
-                    let svg = OutputFormat.heatmapSVG(source: translation.sourcePieces, target: target, alignment: best.hypothesis.alignment)
-                    try Data(svg.utf8).write(to: URL(fileURLWithPath: heatmap))
+                    heatmapSVG = OutputFormat.heatmapSVG(source: translation.sourcePieces, target: target, alignment: best.hypothesis.alignment)
                 }
                 for line in format.lines(index: index, translation: translation) { print(line) }
                 index += 1
             }
-            fflush(stdout)
+            try StandardOutput.flush()
+        }
+        // Last, so that a heatmap that cannot be written costs none of the translations.
+        if let heatmap {
+            guard let heatmapSVG else {
+                throw HeatmapError(description: "--heatmap-line \(heatmapLine): the input has only \(index) lines, so \(heatmap) was not written")
+            }
+            try Data(heatmapSVG.utf8).write(to: URL(fileURLWithPath: heatmap))
         }
         if stats {
             let seconds = Date().timeIntervalSince(started)
@@ -107,6 +136,10 @@ struct Translate: ParsableCommand {
                                                        index, seconds, Double(index) / seconds, PeakMemory.megabytes()).utf8))
         }
     }
+}
+
+struct HeatmapError: Error, CustomStringConvertible {
+    let description: String
 }
 
 Translate.main()

@@ -14,11 +14,19 @@ enum Executables {
     }
 
     /// Runs a program to completion; returns its exit status, standard output and standard error.
+    /// `redirections` are the shell's, applied to the program alone: "<&-" closes its standard input,
+    /// "< DIR" makes it a directory, "> /dev/full" makes every write to standard output fail.
     @discardableResult
-    static func run(_ name: String, _ arguments: [String], input: Data = Data()) throws -> (status: Int32, output: String, errors: String) {
+    static func run(_ name: String, _ arguments: [String], input: Data = Data(),
+                    redirections: String? = nil) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
-        process.executableURL = URL(fileURLWithPath: try path(name))
-        process.arguments = arguments
+        if let redirections {
+            process.executableURL = URL(fileURLWithPath: "/bin/sh")
+            process.arguments = ["-c", "exec \"$0\" \"$@\" " + redirections, try path(name)] + arguments
+        } else {
+            process.executableURL = URL(fileURLWithPath: try path(name))
+            process.arguments = arguments
+        }
         let stdin = Pipe(), stdout = Pipe(), stderr = Pipe()
         process.standardInput = stdin
         process.standardOutput = stdout

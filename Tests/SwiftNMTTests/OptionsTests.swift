@@ -114,7 +114,7 @@ final class OptionsTests: XCTestCase {
             XCTAssertEqual("\(error)", "unknown option '--learning-rat'")
         }
         XCTAssertThrowsError(try options.overlay(flags: ["--max-updates", "ten"])) { error in
-            XCTAssertEqual("\(error)", "--max-updates: 'ten' is not an integer")
+            XCTAssertEqual("\(error)", "--max-updates: 'ten' is not an integer from 0 to 1000000000")
         }
         XCTAssertThrowsError(try options.overlay(flags: ["--dropout"]))
         XCTAssertThrowsError(try options.overlay(flags: ["stray"]))
