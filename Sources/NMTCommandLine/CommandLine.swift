@@ -70,12 +70,12 @@ public enum Failure {
 
     /// Writes `PROGRAM: error: message` to standard error.
     static func printError(_ program: String, _ message: String) {
-        FileHandle.standardError.write(Data("\(program): error: \(message)\n".utf8))
+        StandardError.write("\(program): error: \(message)\n")
     }
 
     /// Writes `PROGRAM: warning: message` to standard error.
     public static func printWarning(_ program: String, _ message: String) {
-        FileHandle.standardError.write(Data("\(program): warning: \(message)\n".utf8))
+        StandardError.write("\(program): warning: \(message)\n")
     }
 
     /// An error in plain words. Our own errors describe themselves; Foundation's file errors become

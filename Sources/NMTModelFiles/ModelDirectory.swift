@@ -205,8 +205,14 @@ public struct ModelDirectory: Sendable {
         }
     }
 
-    /// The source and target SentencePiece models (one object when the vocabulary is joint).
+    /// The source and target SentencePiece models (one object when the vocabulary is joint). A checkpoint
+    /// (`last-N`) has none of its own: it uses its model directory's.
     package func loadVocabulary() throws -> (files: VocabularyFiles, source: SentencePiece, target: SentencePiece) {
+        let checkpointOf = (path as NSString).deletingLastPathComponent
+        if (path as NSString).lastPathComponent.hasPrefix(Self.lastLink + "-"),
+           !FileManager.default.fileExists(atPath: path + "/" + Self.vocabularyFile) {
+            return try ModelDirectory(checkpointOf).loadVocabulary()
+        }
         let files = try vocabularyFiles()
         let source = try SentencePiece(modelPath: path + "/" + files.sourceModel)
         let target = files.targetModel == files.sourceModel ? source : try SentencePiece(modelPath: path + "/" + files.targetModel)
@@ -281,8 +287,10 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Writes a checkpoint into a new directory `last-UPDATE` (the model's weights and configuration plus
-    /// the trainer's `files`), then points the symbolic link `last` at it with an atomic rename and removes
-    /// the previous one. Weights and the trainer's files always change together.
+    /// the trainer's `files`), then points the symbolic link `last` at it with an atomic rename. Weights and
+    /// the trainer's files always change together. The previous checkpoint stays until the next switch, so
+    /// a reader that resolved `last` just before this one (mt-translate --model DIR/last) reads it whole;
+    /// older ones go.
     package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
         let fm = FileManager.default
         let previous = try lastCheckpoint()
@@ -301,7 +309,10 @@ public struct ModelDirectory: Sendable {
         }
         let dirfd = open(path, O_RDONLY)
         if dirfd >= 0 { fsync(dirfd); close(dirfd) }
-        if let previous, previous != name { try? fm.removeItem(atPath: path + "/" + previous) }
+        for item in (try? fm.contentsOfDirectory(atPath: path)) ?? []
+        where item.hasPrefix(Self.lastLink + "-") && item != name && item != previous {
+            try? fm.removeItem(atPath: path + "/" + item)
+        }
     }
 
     /// One of the trainer's files in the checkpoint `last` points to.

@@ -34,8 +34,12 @@ public final class Translator {
     }
 
     /// Loads a model directory written by mt-train.
+    /// A checkpoint (`DIR/last`) loads too: from where the link points at this moment.
     public convenience init(modelDirectory: String) throws {
-        let directory = ModelDirectory(modelDirectory)
+        let directory = ModelDirectory(realpath(modelDirectory, nil).map { resolved in
+            defer { free(resolved) }
+            return String(cString: resolved)
+        } ?? modelDirectory)
         try directory.checkExists()
         let vocabulary = try directory.loadVocabulary()
         try self.init(model: try directory.loadModel(), source: vocabulary.source, target: vocabulary.target)

@@ -219,7 +219,7 @@ struct MTBleu: ParsableCommand {
     }
 
     private func warn(_ message: String) {
-        FileHandle.standardError.write(Data("mt-bleu: \(message)\n".utf8))
+        StandardError.write("mt-bleu: \(message)\n")
     }
 }
 

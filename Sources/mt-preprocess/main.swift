@@ -118,7 +118,7 @@ struct Main: ParsableCommand {
             inputSentenceSize: inputSentenceSize, threads: threads.count, force: force)
         let quiet = self.quiet
         let preprocessor = Preprocessor(options: options) { message in
-            if !quiet { FileHandle.standardError.write(Data(("mt-preprocess: " + message + "\n").utf8)) }
+            if !quiet { StandardError.write("mt-preprocess: " + message + "\n") }
         }
         try Failure.reported(by: "mt-preprocess") { print(try preprocessor.run().summary) }
     }

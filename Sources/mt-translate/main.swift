@@ -132,8 +132,8 @@ struct Translate: ParsableCommand {
         }
         if stats {
             let seconds = Date().timeIntervalSince(started)
-            FileHandle.standardError.write(Data(String(format: "mt-translate: %d sentences in %.2f s: %.1f sentences/s, peak memory %d MiB\n",
-                                                       index, seconds, Double(index) / seconds, PeakMemory.megabytes()).utf8))
+            StandardError.write(String(format: "mt-translate: %d sentences in %.2f s: %.1f sentences/s, peak memory %d MiB\n",
+                                       index, seconds, Double(index) / seconds, PeakMemory.megabytes()))
         }
     }
 }

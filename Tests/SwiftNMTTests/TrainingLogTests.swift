@@ -113,8 +113,9 @@ final class TrainingSignalTests: XCTestCase {
         XCTAssertTrue(FileManager.default.fileExists(atPath: dir + "/model/model.safetensors"))
     }
 
-    /// mt-translate reads a model directory while training rewrites its weights and checkpoints: every
-    /// translation finds a whole model (files are replaced by rename, and readers need no lock).
+    /// mt-translate reads a model directory, and its checkpoint `last`, while training rewrites them:
+    /// every translation finds a whole model (files are replaced by rename, the previous checkpoint outlives
+    /// the switch of `last`, and readers need no lock).
     func testTranslationWhileTrainingWritesTheModel() throws {
         let (dir, options) = try preprocessed()
         let run = Process()
@@ -129,7 +130,9 @@ final class TrainingSignalTests: XCTestCase {
         }
         var translations = 0
         while run.isRunning && translations < 40 {
-            let result = try Executables.run("mt-translate", ["--model", dir + "/model", "--beam-size", "2", "--threads", "1"],
+            // The model directory's best weights, and the checkpoint `last` as the trainer switches it.
+            let model = translations % 2 == 0 ? dir + "/model" : dir + "/model/last"
+            let result = try Executables.run("mt-translate", ["--model", model, "--beam-size", "2", "--threads", "1"],
                                              input: Data("a b c\nd e\nf\n".utf8))
             XCTAssertEqual(result.status, 0, result.errors)
             XCTAssertEqual(result.output.split(separator: "\n", omittingEmptySubsequences: false).count, 4, result.output)
