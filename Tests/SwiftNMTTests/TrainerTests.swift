@@ -22,7 +22,7 @@ final class TrainerTests: XCTestCase {
         return o
     }
 
-    func makeTrainer(_ options: TrainingOptions, directory: String) throws -> Trainer {
+    static func makeTrainer(_ options: TrainingOptions, directory: String) throws -> Trainer {
         let (s, t) = Self.corpus(200, seed: 1), (vs, vt) = Self.corpus(30, seed: 2)
         let model = try Seq2Seq(config: options.modelConfig(sourceVocabSize: 24, targetVocabSize: 24, jointVocabulary: true),
                                 seed: options.seed)
@@ -39,7 +39,7 @@ final class TrainerTests: XCTestCase {
 
     /// Training interrupted after a checkpoint and resumed ends with bit-identical weights.
     func testResumeContinuesExactly() throws {
-        let straight = try makeTrainer(Self.tinyOptions(), directory: temporaryDirectory())
+        let straight = try Self.makeTrainer(Self.tinyOptions(), directory: temporaryDirectory())
         var losses: [Double] = []
         straight.onEvent = { if $0.kind == .train, let l = $0.loss { losses.append(l) } }
         try straight.run()
@@ -48,8 +48,8 @@ final class TrainerTests: XCTestCase {
         let directory = temporaryDirectory()
         var firstHalf = Self.tinyOptions()
         firstHalf.maxUpdates = 20
-        try makeTrainer(firstHalf, directory: directory).run()
-        let resumed = try makeTrainer(Self.tinyOptions(), directory: directory)
+        try Self.makeTrainer(firstHalf, directory: directory).run()
+        let resumed = try Self.makeTrainer(Self.tinyOptions(), directory: directory)
         try resumed.resume(from: directory)
         XCTAssertEqual(resumed.state.update, 20)
         try resumed.run()
@@ -59,14 +59,14 @@ final class TrainerTests: XCTestCase {
 
     func testCheckpointRoundTripAndMismatchErrors() throws {
         let directory = temporaryDirectory()
-        let trainer = try makeTrainer(Self.tinyOptions(), directory: directory)
+        let trainer = try Self.makeTrainer(Self.tinyOptions(), directory: directory)
         try trainer.run()
         let loaded = try ModelDirectory(directory).loadModel()
         XCTAssertEqual(loaded.config, trainer.model.config)
         // A configuration asking for other shapes is refused with the difference named.
         var other = Self.tinyOptions()
         other.decoderHiddenSize = 32
-        let mismatched = try makeTrainer(other, directory: temporaryDirectory())
+        let mismatched = try Self.makeTrainer(other, directory: temporaryDirectory())
         XCTAssertThrowsError(try mismatched.resume(from: directory)) { error in
             XCTAssertTrue("\(error)".contains("decoderHiddenSize"), "\(error)")
         }
@@ -107,7 +107,7 @@ final class TrainerTests: XCTestCase {
     /// Repeated non-finite losses stop training with a clear message, and nothing non-finite is saved.
     func testDivergenceStopsTraining() throws {
         let directory = temporaryDirectory()
-        let trainer = try makeTrainer(Self.tinyOptions(), directory: directory)
+        let trainer = try Self.makeTrainer(Self.tinyOptions(), directory: directory)
         let bias = trainer.model.layout.view(named: "decoder.output.bias")!
         trainer.model.parameters[bias][5] = .infinity
         XCTAssertThrowsError(try trainer.run()) { error in

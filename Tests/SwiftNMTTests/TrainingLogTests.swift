@@ -26,19 +26,11 @@ final class TrainingLogTests: XCTestCase {
     /// A run killed after its checkpoint at update 20 had logged updates 25 and 30; resumed from the
     /// checkpoint, it trains those updates again and logs each update once, in order.
     func testResumedRunLogsEachUpdateOnce() throws {
-        func makeTrainer(_ options: TrainingOptions, directory: String) throws -> Trainer {
-            let (s, t) = TrainerTests.corpus(200, seed: 1), (vs, vt) = TrainerTests.corpus(30, seed: 2)
-            let model = try Seq2Seq(config: options.modelConfig(sourceVocabSize: 24, targetVocabSize: 24, jointVocabulary: true),
-                                    seed: options.seed)
-            return try Trainer(options: options, model: model, directory: directory,
-                               trainSource: InMemorySequences(s), trainTarget: InMemorySequences(t),
-                               validSource: InMemorySequences(vs), validTarget: InMemorySequences(vt))
-        }
         let directory = NSTemporaryDirectory() + "swiftnmt-log-\(UUID().uuidString)"
         defer { try? FileManager.default.removeItem(atPath: directory) }
         var firstPart = TrainerTests.tinyOptions()
         firstPart.maxUpdates = 20
-        try makeTrainer(firstPart, directory: directory).run()
+        try TrainerTests.makeTrainer(firstPart, directory: directory).run()
         let log = ModelDirectory(directory).logPath
         let handle = try XCTUnwrap(FileHandle(forWritingAtPath: log))
         try handle.seekToEnd()
@@ -47,7 +39,7 @@ final class TrainingLogTests: XCTestCase {
         }
         try handle.close()
 
-        let resumed = try makeTrainer(TrainerTests.tinyOptions(), directory: directory)
+        let resumed = try TrainerTests.makeTrainer(TrainerTests.tinyOptions(), directory: directory)
         try resumed.resume(from: directory)
         try resumed.run()
         let events = try String(contentsOfFile: log, encoding: .utf8).split(separator: "\n")
