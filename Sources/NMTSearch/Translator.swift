@@ -33,16 +33,28 @@ public final class Translator {
         search = BeamSearch(model: model)
     }
 
-    /// Loads a model directory written by mt-train.
-    /// A checkpoint (`DIR/last`) loads too: from where the link points at this moment.
+    /// Loads a model directory written by mt-train. A checkpoint (`DIR/last`) loads too, from where the
+    /// link points at this moment; when training switches `last` twice while this loads and its checkpoint
+    /// goes, it loads the new one instead.
     public convenience init(modelDirectory: String) throws {
-        let directory = ModelDirectory(realpath(modelDirectory, nil).map { resolved in
-            defer { free(resolved) }
-            return String(cString: resolved)
-        } ?? modelDirectory)
-        try directory.checkExists()
-        let vocabulary = try directory.loadVocabulary()
-        try self.init(model: try directory.loadModel(), source: vocabulary.source, target: vocabulary.target)
+        var attempts = 0
+        while true {
+            let resolved = realpath(modelDirectory, nil).map { path in
+                defer { free(path) }
+                return String(cString: path)
+            } ?? modelDirectory
+            let directory = ModelDirectory(resolved)
+            do {
+                try directory.checkExists()
+                let vocabulary = try directory.loadVocabulary()
+                try self.init(model: try directory.loadModel(), source: vocabulary.source, target: vocabulary.target)
+                return
+            } catch {
+                attempts += 1
+                let checkpointWentAway = resolved != modelDirectory && !FileManager.default.fileExists(atPath: resolved)
+                if !checkpointWentAway || attempts == 3 { throw error }
+            }
+        }
     }
 
     /// Translates lines (any order of lengths); sentences are sorted by length into batches of
