@@ -1,3 +1,4 @@
+import CKernels
 import XCTest
 @testable import NMTModel
 @testable import NMTTensor
@@ -42,6 +43,39 @@ final class ReferenceTests: XCTestCase {
                 h = reference.step(x: (0..<inputs).map { Double(input[(t * batch + b) * inputs + $0]) }, h: h)
                 assertClose(Array(UnsafeBufferPointer(start: gru.output(t) + b * hidden, count: hidden)), h, "sentence \(b), step \(t)")
             }
+        }
+    }
+
+    // MARK: The attention alone
+
+    /// The attention kernel the conditional GRU calls: e_t = v · tanh(k_t + q) over the real source
+    /// positions, α = softmax(e) with padding getting α = 0, context = Σ_t α_t c_t; three sentences of
+    /// lengths 5, 3 and 1 padded to 5 (time-major rows t·B + b, as in batches).
+    func testAttentionIsTheMaskedSoftmaxAndItsContext() {
+        var rng = RandomSource(seed: 31)
+        let steps = 5, batch = 3, attention = 4, context = 6, lengths = [5, 3, 1]
+        func random(_ count: Int, scale: Float) -> [Float] { (0..<count).map { _ in rng.uniform(scale) } }
+        let keys = random(steps * batch * attention, scale: 1.5), query = random(batch * attention, scale: 1.5)
+        let v = random(attention, scale: 2), annotations = random(steps * batch * context, scale: 1)
+        let mask = (0..<steps * batch).map { (row: Int) -> Float in row / batch < lengths[row % batch] ? 1 : 0 }
+        var alpha = [Float](repeating: .nan, count: batch * steps), contexts = [Float](repeating: .nan, count: batch * context)
+        nmt_attention_forward(Int32(steps), Int32(batch), Int32(attention), Int32(context), keys, query, Int32(attention), v, mask,
+                              annotations, &alpha, &contexts)
+
+        for b in 0..<batch {
+            let real = 0..<lengths[b]
+            let energies = real.map { (t: Int) -> Double in
+                (0..<attention).reduce(0.0) { sum, a in
+                    sum + Double(v[a]) * tanh(Double(keys[(t * batch + b) * attention + a]) + Double(query[b * attention + a]))
+                }
+            }
+            let exps = energies.map { exp($0) }, total = exps.reduce(0, +)
+            let weights = exps.map { $0 / total } + [Double](repeating: 0, count: steps - lengths[b])
+            let expectedContext = (0..<context).map { (i: Int) -> Double in
+                real.reduce(0.0) { $0 + weights[$1] * Double(annotations[($1 * batch + b) * context + i]) }
+            }
+            assertClose(Array(alpha[b * steps..<(b + 1) * steps]), weights, "attention weights of sentence \(b)")
+            assertClose(Array(contexts[b * context..<(b + 1) * context]), expectedContext, "context of sentence \(b)")
         }
     }
 
