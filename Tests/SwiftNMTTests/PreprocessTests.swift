@@ -216,6 +216,40 @@ final class PreprocessTests: XCTestCase {
         XCTAssertEqual(trainEn.bytes, try FileManager.default.attributesOfItem(atPath: c.dir + "/train.en")[.size] as? Int)
     }
 
+    /// `--max-length N` keeps a pair whose longer side has exactly N pieces and drops N + 1, as Moses'
+    /// clean-corpus-n keeps lengths ≤ N. The lengths come from a first run that drops nothing; N is the
+    /// median of the pairs' longer sides, so pairs of exactly N, below and above it all occur.
+    func testMaxLengthKeepsPairsOfExactlyNPieces() throws {
+        let dir = try tempDir("maxlength")
+        var corpus = TestCorpus(seed: 5)
+        let pairs = corpus.pairs(200)
+        try TestCorpus.writeLines(pairs.map { $0.0 }, to: dir + "/train.en")
+        try TestCorpus.writeLines(pairs.map { $0.1 }, to: dir + "/train.de")
+        func preprocess(maxLength: Int, into dest: String) throws -> (split: SplitInfo, en: TokenDataset, de: TokenDataset) {
+            let options = PreprocessOptions(sourceLang: "en", targetLang: "de", trainPrefix: dir + "/train", destDir: dest,
+                                            vocabSize: 200, maxLength: maxLength, lengthRatio: 1000, threads: 2)
+            let split = try XCTUnwrap(try Preprocessor(options: options).run().manifest.split("train"))
+            return (split, try TokenDataset(path: dest + "/train.en.bin"), try TokenDataset(path: dest + "/train.de.bin"))
+        }
+
+        let all = try preprocess(maxLength: 1000, into: dir + "/all")
+        XCTAssertEqual(all.split.pairs, pairs.count, "nothing dropped")
+        let longerSides = (0..<all.en.count).map { max(all.en.length($0), all.de.length($0)) }
+        let n = longerSides.sorted()[longerSides.count / 2]
+        let exactlyN = longerSides.filter { $0 == n }.count, aboveN = longerSides.filter { $0 > n }.count
+        XCTAssertGreaterThan(exactlyN, 0)
+        XCTAssertGreaterThan(aboveN, 0)
+
+        let cut = try preprocess(maxLength: n, into: dir + "/cut")
+        // The same text and options train the same SentencePiece model, so the lengths above hold.
+        XCTAssertEqual(try Data(contentsOf: URL(fileURLWithPath: dir + "/cut/spm.model")),
+                       try Data(contentsOf: URL(fileURLWithPath: dir + "/all/spm.model")))
+        XCTAssertEqual(cut.split.dropped?.tooLong, aboveN, "pairs longer than \(n) pieces are dropped")
+        XCTAssertEqual(cut.split.pairs, pairs.count - aboveN, "pairs of at most \(n) pieces are kept")
+        let keptLongerSides = (0..<cut.en.count).map { max(cut.en.length($0), cut.de.length($0)) }
+        XCTAssertEqual(keptLongerSides.filter { $0 == n }.count, exactlyN, "every pair of exactly \(n) pieces is kept")
+    }
+
     func testSeparateVocabulariesAndGzipInput() throws {
         let c = try makeCorpus(seed: 5)
         // Compress the training files: PREFIX.LANG.gz is read when PREFIX.LANG is missing.
