@@ -36,10 +36,7 @@ package struct PreprocessManifest: Codable, Equatable, Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw PreprocessError("cannot read '\(path)': \(error.localizedDescription)")
         }
-        let manifest: PreprocessManifest
-        do { manifest = try JSONDecoder().decode(PreprocessManifest.self, from: data) } catch {
-            throw PreprocessError("'\(path)' is not a valid mt-preprocess manifest: \(error)")
-        }
+        let manifest = try JSONFile.decode(PreprocessManifest.self, from: data, path: path)
         guard manifest.format == formatName else {
             throw PreprocessError("'\(path)' is not an mt-preprocess manifest (format \"\(manifest.format)\")")
         }
