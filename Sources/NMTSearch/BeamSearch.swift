@@ -87,10 +87,10 @@ package final class BeamSearch {
     }
 
     /// The most source positions a batch holds across its hypotheses (sentences × beam size × longest
-    /// source). Every hypothesis row carries its sentence's annotations and attention keys, twice (the
-    /// spares that compacting copies into), 8 × (C + A) bytes a position: this bounds that memory, per
-    /// worker, at 134 MB for the reference model, however long the lines. Batches of ordinary sentences
-    /// (64 of up to 51 pieces with beam 5) are never cut.
+    /// source). Every hypothesis row carries its sentence's annotations and attention keys (twice: the
+    /// spares that compacting copies into), so a search's memory grows with its positions, about 16 KB a
+    /// position for the reference model (measured): this bounds it at about 260 MB per worker, however
+    /// long the lines. Batches of ordinary sentences (64 of up to 51 pieces with beam 5) are never cut.
     static let maxBatchPositions = 16_384
 
     /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little

@@ -23,7 +23,7 @@ struct Translate: ParsableCommand {
         --max-source-length at most \(Self.maxSourceLength), --max-output-length at most \(Self.maxOutputLength), and --batch-size
         times --beam-size (the hypotheses decoded at once, each with a row of scores over the vocabulary) at most \(Self.maxHypotheses).
         So a line takes at most --max-output-length decoding steps, and batches of long lines hold fewer sentences, so
-        that the memory of a batch is bounded whatever the lines (134 MB per thread for the reference model).
+        that the memory of a batch is bounded whatever the lines (about 260 MB per thread for the reference model).
         """)
 
     static let maxBeamSize = 100, maxBatchSize = 1024, maxSourceLength = 1000, maxOutputLength = 2000, maxHypotheses = 6400
