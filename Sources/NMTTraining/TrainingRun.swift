@@ -99,6 +99,11 @@ public enum TrainingRun {
     private static func validationBLEU(of trainer: Trainer, sources validSource: TokenDataset, references referenceFile: String,
                                        targetModel: String, options: TrainingOptions) throws -> (Seq2Seq) throws -> Double {
         let references = try MetricInput.readLines(path: referenceFile)
+        // Checked now rather than at the first validation, which may come hours into the run.
+        guard references.count == validSource.count else {
+            throw TrainingError.badConfig("the validation references are not line-aligned with the datasets: \(referenceFile) has "
+                                          + "\(references.count) lines, \(validSource.path) has \(validSource.count) sentences")
+        }
         let limit = options.validBLEUSentences > 0 ? min(options.validBLEUSentences, validSource.count) : validSource.count
         let sources = (0..<limit).map { Array(validSource.tokens($0)) }
         let targetSPM = try SentencePiece(modelPath: targetModel)

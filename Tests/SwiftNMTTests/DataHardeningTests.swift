@@ -90,6 +90,12 @@ final class DataHardeningTests: XCTestCase {
                           saying: ["the \(split) datasets are not line-aligned: \(data)/\(split).en.bin has \(target.count) sentences, "
                                    + "\(data)/\(split).de.bin has \(target.count - 1)"])
         }
+        let data = try dataCopy()
+        let references = try String(contentsOfFile: data + "/valid.de.txt", encoding: .utf8).split(separator: "\n")
+        try TestCorpus.writeLines(references.dropLast().map(String.init), to: data + "/valid.de.txt")
+        assertFailure(try train(data), "mt-train",
+                      saying: ["the validation references are not line-aligned with the datasets: \(data)/valid.de.txt has "
+                               + "\(references.count - 1) lines, \(data)/valid.en.bin has \(references.count) sentences"])
     }
 
     // MARK: model.json (3)
