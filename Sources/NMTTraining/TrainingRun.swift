@@ -35,6 +35,14 @@ public enum TrainingRun {
               let sourceSize = vocabulary.vocabSizes[src], let targetSize = vocabulary.vocabSizes[tgt] else {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
         }
+        // The model's vocabulary is the SentencePiece models': a manifest that says otherwise would size the
+        // model (and bound the ids) by a number that translation then refuses, or that no machine holds.
+        for (lang, model, size) in [(src, sourceModel, sourceSize), (tgt, targetModel, targetSize)] {
+            let pieces = try SentencePiece(modelPath: model).vocabularySize
+            guard pieces == size else {
+                throw TrainingError.badConfig("\(data)/manifest.json gives the \(lang) vocabulary \(size) pieces, but its model \(model) has \(pieces)")
+            }
+        }
         try options.validate()
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)

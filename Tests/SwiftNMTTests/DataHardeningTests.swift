@@ -79,6 +79,20 @@ final class DataHardeningTests: XCTestCase {
         }
     }
 
+    /// 1: the manifest's vocabulary size, which bounds the ids and sizes the model, is the SentencePiece model's.
+    func testManifestVocabularySizeIsTheSentencePieceModels() throws {
+        for size in [120, 1_000_000_000_000] {
+            let data = try dataCopy()
+            try editJSON(data + "/manifest.json") { manifest in
+                var vocabulary = manifest["sentencepiece"] as! [String: Any]
+                vocabulary["vocabSizes"] = ["en": size, "de": size]
+                manifest["sentencepiece"] = vocabulary
+            }
+            assertFailure(try train(data), "mt-train",
+                          saying: ["\(data)/manifest.json gives the en vocabulary \(size) pieces, but its model \(data)/spm.model has 100"])
+        }
+    }
+
     /// 2: training datasets of different lengths stopped at a precondition (SIGABRT); validation ones were taken silently.
     func testSidesOfDifferentLengthsAreRefused() throws {
         for split in ["train", "valid"] {
