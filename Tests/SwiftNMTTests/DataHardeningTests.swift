@@ -182,6 +182,11 @@ final class DataHardeningTests: XCTestCase {
         XCTAssertEqual(found[0][0].tokens.count, BeamSearchOptions.defaultMaxOutputLength)
         let shorter = BeamSearch(model: model).searchInBatches([source], options: BeamSearchOptions(beamSize: 2, maxOutputLength: 30))
         XCTAssertEqual(shorter[0][0].tokens.count, 30)
+        for value in ["0", "2001"] {
+            let result = try Executables.run("mt-translate", ["--model", TranslateCommandTests.modelDirectory, "--max-output-length", value])
+            XCTAssertEqual(result.status, 64, result.errors)
+            XCTAssertTrue(result.errors.contains("--max-output-length must be from 1 to 2000"), result.errors)
+        }
     }
 
     /// 5: a batch of 64 lines of 200 pieces held 64 × 5 hypotheses × 200 positions of annotations and keys (twice).
