@@ -26,6 +26,11 @@ final class DataHardeningTests: XCTestCase {
         return dir + "/data"
     }
 
+    override class func tearDown() {
+        if let data = try? preprocessed.get() { try? FileManager.default.removeItem(atPath: (data as NSString).deletingLastPathComponent) }
+        super.tearDown()
+    }
+
     /// A copy of `source` (a directory), removed after the test.
     func copy(_ source: String) throws -> String {
         let parent = try TestCorpus.makeTempDir("data-hardening-copy")
