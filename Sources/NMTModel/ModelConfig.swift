@@ -84,12 +84,24 @@ public struct ModelConfig: Codable, Equatable, Sendable {
     /// C: size of an encoder annotation.
     var contextSize: Int { 2 * encoderHiddenSize }
 
-    func validate() throws {
+    /// The largest vocabulary (mt-preprocess's `--vocab-size` bound), layer size and layer count (mt-train's
+    /// option bounds) of any model: a configuration beyond them, from a garbled or forged model.json, is
+    /// refused before anything is allocated for it.
+    package static let maxVocabSize = 100_000, maxLayerSize = 2048, maxLayers = 8
+
+    /// Every parameter's name and shape, without allocating them.
+    package var parameterLayout: ParameterLayout { Seq2Seq.makeLayout(self).0 }
+
+    package func validate() throws {
         func check(_ ok: Bool, _ message: String) throws { if !ok { throw ModelError.invalidConfig(message) } }
-        try check(sourceVocabSize > 4 && targetVocabSize > 4, "vocabulary sizes must be > 4")
-        try check(embedSize > 0 && encoderHiddenSize > 0 && decoderHiddenSize > 0 && attentionSize > 0, "sizes must be positive")
-        try check(encoderLayers >= 1, "encoderLayers must be at least 1")
-        try check(decoderLayers >= 2, "decoderLayers must be at least 2 (the conditional GRU)")
+        let vocabularySizes = SpecialTokens.count + 1...Self.maxVocabSize, layerSizes = 1...Self.maxLayerSize
+        try check(vocabularySizes.contains(sourceVocabSize) && vocabularySizes.contains(targetVocabSize),
+                  "vocabulary sizes must be from \(vocabularySizes.lowerBound) to \(Self.maxVocabSize), not \(sourceVocabSize) and \(targetVocabSize)")
+        try check([embedSize, encoderHiddenSize, decoderHiddenSize, attentionSize].allSatisfy(layerSizes.contains),
+                  "layer sizes must be from 1 to \(Self.maxLayerSize)")
+        try check((1...Self.maxLayers).contains(encoderLayers), "encoderLayers must be from 1 to \(Self.maxLayers), not \(encoderLayers)")
+        try check((2...Self.maxLayers).contains(decoderLayers),
+                  "decoderLayers must be from 2 (the conditional GRU) to \(Self.maxLayers), not \(decoderLayers)")
         try check(!sharedEmbeddings || sourceVocabSize == targetVocabSize, "sharedEmbeddings needs equal vocabulary sizes")
     }
 }

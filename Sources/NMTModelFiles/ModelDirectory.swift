@@ -127,15 +127,21 @@ public struct ModelDirectory: Sendable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.configFile) is missing")
         }
-        do { return try JSONDecoder().decode(ModelConfig.self, from: data) } catch {
-            throw Error.mismatch("\(file) is not a valid model configuration: \(error)")
-        }
+        let config = try JSONFile.decode(ModelConfig.self, from: data, path: file)
+        do { try config.validate() } catch { throw Error.mismatch("\(file): \(error)") }
+        return config
     }
 
     /// Loads the model, checking that every tensor the configuration needs is present with its shape
-    /// and that nothing else is there; names the first difference.
+    /// and that nothing else is there; names the first difference. The configuration is checked against
+    /// the weights file's header before the model is allocated, so a model.json that claims more than
+    /// its weights hold fails here rather than in an allocation of its claim.
     package func loadModel() throws -> Seq2Seq {
-        let model = try Seq2Seq(config: try loadConfig())
+        let config = try loadConfig()
+        let file = path + "/" + Self.weightsFile
+        guard FileManager.default.fileExists(atPath: file) else { throw Error.missing("\(file) is missing") }
+        try Self.checkShapes(try SafeTensors.shapes(path: file), of: config.parameterLayout, in: file)
+        let model = try Seq2Seq(config: config)
         try loadWeights(into: model)
         return model
     }
@@ -162,16 +168,24 @@ public struct ModelDirectory: Sendable {
         let file = (subdirectory.map { path + "/" + $0 } ?? path) + "/" + Self.weightsFile
         guard FileManager.default.fileExists(atPath: file) else { throw Error.missing("\(file) is missing") }
         let (tensors, _) = try SafeTensors.read(path: file)
+        try Self.checkShapes(tensors.mapValues(\.shape), of: model.layout, in: file)
         for view in model.layout.views {
-            guard let t = tensors[view.name] else { throw Error.mismatch("\(file) has no tensor \(view.name) (shape \(view.shape))") }
-            guard t.shape == view.shape else {
-                throw Error.mismatch("\(view.name) has shape \(t.shape) in \(file) but the configuration needs \(view.shape)")
-            }
-            guard t.values.allSatisfy(\.isFinite) else { throw Error.mismatch("\(view.name) in \(file) holds NaN or infinite values") }
-            t.values.withUnsafeBufferPointer { model.parameters[view].update(from: $0.baseAddress!, count: view.count) }
+            let values = tensors[view.name]!.values
+            guard values.allSatisfy(\.isFinite) else { throw Error.mismatch("\(view.name) in \(file) holds NaN or infinite values") }
+            values.withUnsafeBufferPointer { model.parameters[view].update(from: $0.baseAddress!, count: view.count) }
         }
-        let expected = Set(model.layout.views.map(\.name))
-        if let extra = tensors.keys.sorted().first(where: { !expected.contains($0) }) {
+    }
+
+    /// Checks that a weights file holds every tensor of `layout` with its shape, and nothing else.
+    private static func checkShapes(_ shapes: [String: [Int]], of layout: ParameterLayout, in file: String) throws {
+        for view in layout.views {
+            guard let shape = shapes[view.name] else { throw Error.mismatch("\(file) has no tensor \(view.name) (shape \(view.shape))") }
+            guard shape == view.shape else {
+                throw Error.mismatch("\(view.name) has shape \(shape) in \(file) but the configuration needs \(view.shape)")
+            }
+        }
+        let expected = Set(layout.views.map(\.name))
+        if let extra = shapes.keys.sorted().first(where: { !expected.contains($0) }) {
             throw Error.mismatch("\(file) has a tensor \(extra) that the configuration does not use")
         }
     }
@@ -225,9 +239,7 @@ public struct ModelDirectory: Sendable {
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.vocabularyFile) is missing")
         }
-        do { return try JSONDecoder().decode(VocabularyFiles.self, from: data) } catch {
-            throw Error.mismatch("\(file) is not valid: \(error)")
-        }
+        return try JSONFile.decode(VocabularyFiles.self, from: data, path: file)
     }
 
     private static func contents(of file: String) throws -> Data {
@@ -317,10 +329,21 @@ public struct ModelDirectory: Sendable {
 
     /// One of the trainer's files in the checkpoint `last` points to.
     package func checkpointFile(_ name: String) throws -> Data {
-        guard let checkpoint = try lastCheckpoint() else { throw Error.missing("\(lastPath) is missing") }
-        let file = path + "/" + checkpoint + "/" + name
+        let file = try checkpointFilePath(name)
         guard let data = FileManager.default.contents(atPath: file) else { throw Error.missing("\(file) is missing") }
         return data
+    }
+
+    /// One of the trainer's JSON files in the checkpoint `last` points to, decoded, and the path that names it.
+    package func checkpointJSON<T: Decodable>(_ name: String, as type: T.Type) throws -> (value: T, path: String) {
+        let file = try checkpointFilePath(name)
+        return (try JSONFile.decode(type, from: try checkpointFile(name), path: file), file)
+    }
+
+    /// The path of one of the trainer's files, in the checkpoint directory `last` points to (`DIR/last-N/NAME`).
+    private func checkpointFilePath(_ name: String) throws -> String {
+        guard let checkpoint = try lastCheckpoint() else { throw Error.missing("\(lastPath) is missing") }
+        return path + "/" + checkpoint + "/" + name
     }
 
     /// JSON as every file of a model directory is written: indented, keys sorted (so files diff well).

@@ -8,18 +8,25 @@ public struct BeamSearchOptions: Sendable {
     var beamSize = 5
     /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
     var lengthPenalty: Float = 1.0
-    /// Output length limit: ratio × source length + offset tokens.
+    /// Output length limit: ratio × source length + offset tokens, and never more than `maxOutputLength`, so
+    /// that a line the model cannot translate (noise, which never reaches EOS) costs a bounded number of steps.
     var maxLengthRatio: Float = 2.0
     var maxLengthOffset = 10
+    var maxOutputLength = BeamSearchOptions.defaultMaxOutputLength
     /// Hypotheses returned per sentence (≤ beam size).
     var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
     var alignments = false
 
-    public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, maxLengthRatio: Float = 2.0, nBest: Int = 1, alignments: Bool = false) {
+    /// Far longer than the translation of an ordinary sentence (a few dozen pieces).
+    public static let defaultMaxOutputLength = 256
+
+    public init(beamSize: Int = 5, lengthPenalty: Float = 1.0, maxLengthRatio: Float = 2.0,
+                maxOutputLength: Int = defaultMaxOutputLength, nBest: Int = 1, alignments: Bool = false) {
         self.beamSize = beamSize
         self.lengthPenalty = lengthPenalty
         self.maxLengthRatio = maxLengthRatio
+        self.maxOutputLength = maxOutputLength
         self.nBest = nBest
         self.alignments = alignments
     }
@@ -62,7 +69,7 @@ package final class BeamSearch {
         guard !sources.isEmpty else { return [] }
         let k = max(1, options.beamSize)
         decoder.start(sources: sources, beams: k)
-        let maxLength = sources.map { Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset }
+        let maxLength = sources.map { min(Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset, options.maxOutputLength) }
         var beams = Beams(sentences: sources.count, beamSize: k, sourceSteps: decoder.sourceSteps, longest: maxLength.max()!,
                           alignments: options.alignments)
         var step = 0
@@ -79,8 +86,16 @@ package final class BeamSearch {
         return sources.indices.map { beams.nBest(sentence: $0, sourceLength: sources[$0].count, options: options) }
     }
 
+    /// The most source positions a batch holds across its hypotheses (sentences × beam size × longest
+    /// source). Every hypothesis row carries its sentence's annotations and attention keys (twice: the
+    /// spares that compacting copies into), so a search's memory grows with its positions, about 16 KB a
+    /// position for the reference model (measured): this bounds it at about 260 MB per worker, however
+    /// long the lines. Batches of ordinary sentences (64 of up to 51 pieces with beam 5) are never cut.
+    static let maxBatchPositions = 16_384
+
     /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
-    /// is wasted on padding), results in input order. Empty sources give one empty hypothesis.
+    /// is wasted on padding), fewer when long sentences would exceed `maxBatchPositions`; results in
+    /// input order. Empty sources give one empty hypothesis.
     ///
     /// With `workers` > 1 and more than one batch, the batches run on that many threads at once, each
     /// with its own workspaces over the shared parameters and single-threaded BLAS: everything a step
@@ -90,7 +105,7 @@ package final class BeamSearch {
     package func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
         var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
         let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
-        let batches = stride(from: 0, to: order.count, by: batchSize).map { Array(order[$0..<min(order.count, $0 + batchSize)]) }
+        let batches = Self.batches(order, lengths: ids.map(\.count), batchSize: batchSize, beamSize: max(1, options.beamSize))
         let threads = min(workers, batches.count)
         guard threads > 1 else {
             for batch in batches {
@@ -117,6 +132,19 @@ package final class BeamSearch {
             }
         }
         return results
+    }
+
+    /// `order` (sentence indices, longest first) cut into batches of at most `batchSize` sentences and
+    /// `maxBatchPositions` positions; a batch's first sentence is its longest.
+    private static func batches(_ order: [Int], lengths: [Int], batchSize: Int, beamSize: Int) -> [[Int]] {
+        var batches: [[Int]] = [], start = 0
+        while start < order.count {
+            let fitting = max(1, maxBatchPositions / (beamSize * lengths[order[start]]))
+            let end = min(order.count, start + min(batchSize, fitting))
+            batches.append(Array(order[start..<end]))
+            start = end
+        }
+        return batches
     }
 }
 

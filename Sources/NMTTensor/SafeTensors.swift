@@ -77,20 +77,8 @@ package enum SafeTensors {
             throw Error.malformed(path, "header length \(headerLength) exceeds the file size \(data.count) (truncated?)")
         }
         let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
-        guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
-            throw Error.malformed(path, "header is not a JSON object")
-        }
-        let base = 8 + Int(headerLength), available = data.count - base
-        var entries: [Entry] = []
-        var metadata: [String: String] = [:]
-        for (name, value) in header {
-            if name == "__metadata__" {
-                metadata = value as? [String: String] ?? [:]
-                continue
-            }
-            entries.append(try Entry(name: name, value, available: available, path: path))
-        }
-        try checkDisjoint(entries, path: path)
+        let base = 8 + Int(headerLength)
+        let (entries, metadata) = try parseHeader(headerData, available: data.count - base, path: path)
         var tensors: [String: Tensor] = [:]
         for entry in entries {
             let count = entry.bytes.count / entry.dtype.width
@@ -107,6 +95,48 @@ package enum SafeTensors {
             tensors[entry.name] = Tensor(name: entry.name, shape: entry.shape, values: values)
         }
         return (tensors, metadata)
+    }
+
+    /// The header's entries, each checked against the `available` bytes of data after the header, and its metadata.
+    private static func parseHeader(_ headerData: Data, available: Int, path: String) throws -> (entries: [Entry], metadata: [String: String]) {
+        guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
+            throw Error.malformed(path, "header is not a JSON object")
+        }
+        var entries: [Entry] = []
+        var metadata: [String: String] = [:]
+        for (name, value) in header {
+            if name == "__metadata__" {
+                metadata = value as? [String: String] ?? [:]
+                continue
+            }
+            entries.append(try Entry(name: name, value, available: available, path: path))
+        }
+        try checkDisjoint(entries, path: path)
+        return (entries, metadata)
+    }
+
+    /// Every tensor's name and shape, read from the file's header alone (checked as `decode` checks it), so
+    /// that a reader can check what a file holds before it allocates anything for it.
+    package static func shapes(path: String) throws -> [String: [Int]] {
+        guard let file = FileHandle(forReadingAtPath: path) else { throw Error.unreadable(path, "it cannot be opened") }
+        defer { try? file.close() }
+        do {
+            let size = try file.seekToEnd()
+            try file.seek(toOffset: 0)
+            let prefix = try file.read(upToCount: 8) ?? Data()
+            guard prefix.count == 8 else { throw Error.malformed(path, "only \(prefix.count) bytes") }
+            let headerLength = prefix.withUnsafeBytes { UInt64(littleEndian: $0.loadUnaligned(as: UInt64.self)) }
+            guard headerLength <= size - 8 else {
+                throw Error.malformed(path, "header length \(headerLength) exceeds the file size \(size) (truncated?)")
+            }
+            let headerData = try file.read(upToCount: Int(headerLength)) ?? Data()
+            let (entries, _) = try parseHeader(headerData, available: Int(size - 8 - headerLength), path: path)
+            return Dictionary(uniqueKeysWithValues: entries.map { ($0.name, $0.shape) })
+        } catch let error as Error {
+            throw error
+        } catch {
+            throw Error.unreadable(path, (error as NSError).localizedDescription)
+        }
     }
 
     /// One tensor's header entry, checked against the data.

@@ -36,10 +36,7 @@ package struct PreprocessManifest: Codable, Equatable, Sendable {
         do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
             throw PreprocessError("cannot read '\(path)': \(error.localizedDescription)")
         }
-        let manifest: PreprocessManifest
-        do { manifest = try JSONDecoder().decode(PreprocessManifest.self, from: data) } catch {
-            throw PreprocessError("'\(path)' is not a valid mt-preprocess manifest: \(error)")
-        }
+        let manifest = try JSONFile.decode(PreprocessManifest.self, from: data, path: path)
         guard manifest.format == formatName else {
             throw PreprocessError("'\(path)' is not an mt-preprocess manifest (format \"\(manifest.format)\")")
         }
@@ -176,4 +173,30 @@ package struct SideInfo: Codable, Equatable, Sendable {
     /// Pieces equal to the model's unknown id.
     var unknownTokens: Int
     var unknownRate: Double
+}
+
+extension PreprocessManifest {
+    /// The path of a file the manifest of `directory` names (a dataset, a reference text, a SentencePiece
+    /// model). A manifest is data that may come from elsewhere, so it may only name files inside its
+    /// directory: a relative path without `..` that no symbolic link leads out of. Otherwise it could make
+    /// mt-train read any file as a dataset, or copy any file into a model directory as a SentencePiece model.
+    package static func file(_ name: String, in directory: String) throws -> String {
+        let manifest = (directory as NSString).appendingPathComponent(fileName)
+        guard !name.isEmpty, !name.hasPrefix("/"), !name.split(separator: "/").contains("..") else {
+            throw PreprocessError("'\(manifest)' names the file '\(name)': files must be named relative to the data directory, inside it")
+        }
+        let path = (directory as NSString).appendingPathComponent(name)
+        // A missing file is left for the reader to report.
+        guard let real = realPath(path), let realDirectory = realPath(directory) else { return path }
+        guard real.hasPrefix(realDirectory.hasSuffix("/") ? realDirectory : realDirectory + "/") else {
+            throw PreprocessError("'\(manifest)' names the file '\(name)', a symbolic link to '\(real)' outside the data directory")
+        }
+        return path
+    }
+
+    private static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
 }

@@ -277,7 +277,8 @@ public final class Preprocessor {
         }
 
         // 5. Outputs of the earlier run that this one did not rewrite (e.g. joint vs separate models).
-        for name in previousOutputs where !outputs.contains(name) && !name.contains("/") && name != PreprocessManifest.fileName {
+        // Only plain names of files in the directory: an old manifest may be forged ("..", "." would remove directories).
+        for name in previousOutputs where !outputs.contains(name) && !name.contains("/") && ![".", "..", PreprocessManifest.fileName].contains(name) {
             try? fm.removeItem(atPath: out(name))
         }
 

@@ -33,7 +33,7 @@ enum TokenDatasetFormat {
 /// validated on load, so the accessors below do no checks. Immutable; safe to share
 /// between threads.
 package final class TokenDataset: @unchecked Sendable {
-    let path: String
+    package let path: String
     /// Number of sentences.
     package let count: Int
     /// Total number of tokens.
@@ -117,14 +117,8 @@ package final class TokenDataset: @unchecked Sendable {
             throw fail("corrupt offsets table: sentence \(i) ends before it starts")
         }
         let vocab = Int(u32(32))
-        if vocab > 0 {
-            let limit = Int32(truncatingIfNeeded: vocab)
-            var bad = -1
-            for j in 0..<t where ids[j] < 0 || ids[j] >= limit {
-                bad = j
-                break
-            }
-            if bad >= 0 { throw fail("token \(bad) has id \(ids[bad]) outside the vocabulary of size \(vocab)") }
+        if vocab > 0, let bad = Self.firstId(in: UnsafeBufferPointer(start: ids, count: t), outside: vocab) {
+            throw fail("token \(bad) has id \(ids[bad]) outside the vocabulary of size \(vocab)")
         }
         self.mapping = map
         self.mappingSize = size
@@ -138,6 +132,27 @@ package final class TokenDataset: @unchecked Sendable {
     }
 
     deinit { munmap(mapping, mappingSize) }
+
+    /// Checks every id against the vocabulary of the model that reads the dataset, whatever the header says
+    /// (its size may be 0, unknown, or another): the ids index the model's embedding tables.
+    package func checkIds(vocabularySize: Int) throws {
+        guard vocabSize == 0 || vocabSize > vocabularySize else { return }  // else checked on load
+        if let bad = Self.firstId(in: UnsafeBufferPointer(start: ids, count: tokenCount), outside: vocabularySize) {
+            throw TokenDatasetError("'\(path)': token \(bad) has id \(ids[bad]) outside the model's vocabulary of size \(vocabularySize)")
+        }
+    }
+
+    /// The index of the first id outside `0 ..< vocabularySize`, nil when there is none. The common case, a
+    /// dataset without one, is a single pass for the smallest and largest id, which the compiler vectorizes.
+    private static func firstId(in ids: UnsafeBufferPointer<Int32>, outside vocabularySize: Int) -> Int? {
+        var smallest = Int32.max, largest = Int32.min
+        for id in ids {
+            smallest = min(smallest, id)
+            largest = max(largest, id)
+        }
+        guard !ids.isEmpty, smallest < 0 || Int(largest) >= vocabularySize else { return nil }
+        return ids.firstIndex { $0 < 0 || Int($0) >= vocabularySize }
+    }
 
     /// Number of tokens of sentence `i` (0 ..< count).
     @inline(__always)

@@ -19,6 +19,33 @@ public struct TrainingState: Codable, Equatable, Sendable {
     var trainingSeconds = 0.0
 }
 
+extension TrainingState {
+    /// Checks a saved state before a run goes on from it: every count within what a run reaches and within
+    /// the updates trained, every figure finite, the schedule the options'. A state.json edited or garbled
+    /// would otherwise go on with an epoch of 10^15 or a negative update count.
+    func check(file: String, options: TrainingOptions) throws {
+        func require(_ holds: Bool, _ why: @autoclosure () -> String) throws {
+            if !holds { throw TrainingError.checkpoint("\(file) is not a state a run can go on from: \(why())") }
+        }
+        let updates = 0...TrainingOptions.maxUpdates
+        try require(updates.contains(update), "update \(update) is not from 0 to \(TrainingOptions.maxUpdates)")
+        // An epoch takes at least one update; a validation without improvement is at an update of its own.
+        for (name, value) in [("epoch", epoch), ("batchInEpoch", batchInEpoch), ("bestUpdate", bestUpdate),
+                              ("skippedUpdates", skippedUpdates)] {
+            try require((0...update).contains(value), "\(name) \(value) is not from 0 to the update, \(update)")
+        }
+        try require(updates.contains(validationsWithoutImprovement),
+                    "validationsWithoutImprovement \(validationsWithoutImprovement) is not from 0 to \(TrainingOptions.maxUpdates)")
+        try require(trainingSeconds.isFinite && trainingSeconds >= 0, "trainingSeconds \(trainingSeconds) is not a duration")
+        try require(bestScore?.isFinite ?? true, "bestScore \(bestScore ?? 0) is not a finite number")
+        try require(schedule.kind == options.schedule && schedule.warmup == options.warmup && schedule.factor == options.decayFactor
+                        && schedule.patience == options.decayPatience,
+                    "its learning-rate schedule is not the one of the run's options")
+        try require([schedule.baseRate, schedule.plateauRate, schedule.minimumRate].allSatisfy { $0.isFinite && $0 > 0 },
+                    "its learning-rate schedule holds a rate that is not a positive number")
+    }
+}
+
 /// One line of the training log (`log.jsonl` in the model directory).
 public struct TrainingEvent: Codable, Sendable {
     public enum Kind: String, Codable, Sendable { case train, valid, checkpoint, skipped, stop }
@@ -135,7 +162,9 @@ public final class Trainer {
             }
             t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: t.values.count) }
         }
-        state = try JSONDecoder().decode(TrainingState.self, from: try from.checkpointFile(Self.stateFile))
+        let (saved, file) = try from.checkpointJSON(Self.stateFile, as: TrainingState.self)
+        try saved.check(file: file, options: options)
+        state = saved
         adam.restore(stepCount: state.update - state.skippedUpdates)
         // A resume may change the learning rate; the saved schedule would otherwise go on at the old one.
         if state.schedule.baseRate != options.learningRate { state.schedule.restart(baseRate: options.learningRate) }

@@ -1,3 +1,5 @@
+import NMTModel
+
 /// One option of `mt-train`: its key (the YAML key in `--config` files and `training.yaml`, and with
 /// two dashes the flag), the group it is listed under, its help, the values it allows, and how its
 /// value is read from and written to the `TrainingOptions` field. Its default is the field's initial value.
@@ -135,8 +137,9 @@ extension ScheduleKind: UnboundedOptionValue {
 }
 
 extension TrainingOptions {
-    /// The largest layer size and layer count (the reference model has 256 and 512, 1 and 2 layers).
-    static let maxLayerSize = 2048, maxLayers = 8
+    /// The largest layer size and layer count (the reference model has 256 and 512, 1 and 2 layers): those
+    /// of any model, which model.json files are checked against too.
+    static let maxLayerSize = ModelConfig.maxLayerSize, maxLayers = ModelConfig.maxLayers
     /// The largest batches: a batch's logits take target tokens × vocabulary floats, 640 MB for
     /// 20,000 tokens over 8,000 pieces.
     static let maxBatchSentences = 1000, maxBatchTokens = 20_000

@@ -29,22 +29,41 @@ public enum TrainingRun {
                             start: Start, overwrite: Bool = false) throws -> Trainer {
         let manifest = try PreprocessManifest.load(directory: data)
         let src = manifest.request.sourceLang, tgt = manifest.request.targetLang
-        func path(_ file: String) -> String { file.hasPrefix("/") ? file : data + "/" + file }
-        func dataset(_ split: String, _ lang: String) throws -> TokenDataset? {
-            guard let side = manifest.split(split)?.sides[lang] else { return nil }
-            return try TokenDataset(path: path(side.dataset))
-        }
-        guard let trainSource = try dataset("train", src), let trainTarget = try dataset("train", tgt) else {
-            throw TrainingError.badConfig("\(data) has no training split")
-        }
+        func path(_ file: String) throws -> String { try PreprocessManifest.file(file, in: data) }
         let vocabulary = manifest.sentencepiece
-        guard let sourceModel = vocabulary.models[src].map(path), let targetModel = vocabulary.models[tgt].map(path),
+        guard let sourceModel = try vocabulary.models[src].map(path), let targetModel = try vocabulary.models[tgt].map(path),
               let sourceSize = vocabulary.vocabSizes[src], let targetSize = vocabulary.vocabSizes[tgt] else {
             throw TrainingError.badConfig("\(data)/manifest.json lacks the SentencePiece models of \(src) and \(tgt)")
+        }
+        // The model's vocabulary is the SentencePiece models': a manifest that says otherwise would size the
+        // model (and bound the ids) by a number that translation then refuses, or that no machine holds.
+        for (lang, model, size) in [(src, sourceModel, sourceSize), (tgt, targetModel, targetSize)] {
+            let pieces = try SentencePiece(modelPath: model).vocabularySize
+            guard pieces == size else {
+                throw TrainingError.badConfig("\(data)/manifest.json gives the \(lang) vocabulary \(size) pieces, but its model \(model) has \(pieces)")
+            }
         }
         try options.validate()
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
+        /// A split's datasets, every id checked against the model's vocabulary, whatever their headers say.
+        func datasets(_ split: String) throws -> (source: TokenDataset, target: TokenDataset)? {
+            guard let sides = manifest.split(split)?.sides, let source = sides[src], let target = sides[tgt] else { return nil }
+            let pair = try [(source, config.sourceVocabSize), (target, config.targetVocabSize)].map { side, vocabularySize in
+                let dataset = try TokenDataset(path: try path(side.dataset))
+                try dataset.checkIds(vocabularySize: vocabularySize)
+                return dataset
+            }
+            // Sentence i of one side is the translation of sentence i of the other.
+            guard pair[0].count == pair[1].count else {
+                throw TrainingError.badConfig("the \(split) datasets are not line-aligned: \(pair[0].path) has \(pair[0].count) sentences, "
+                                              + "\(pair[1].path) has \(pair[1].count)")
+            }
+            return (pair[0], pair[1])
+        }
+        guard let train = try datasets("train"), train.source.count > 0 else {
+            throw TrainingError.badConfig("\(data) has no training sentences")
+        }
         if case .initFrom(let other) = start {
             let otherConfig = try ModelDirectory(other).loadConfig()
             guard otherConfig == config else {
@@ -64,13 +83,13 @@ public enum TrainingRun {
             let resume = files.holdsTrainingRun ? "continue its training run with --resume \(dir), or " : ""
             throw TrainingError.checkpoint("\(dir) already holds a model: \(resume)pass --overwrite to replace it")
         }
-        let validSource = try dataset("valid", src), validTarget = try dataset("valid", tgt)
-        let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: trainSource, trainTarget: trainTarget,
-                                  validSource: validSource, validTarget: validTarget)
+        let valid = try datasets("valid")
+        let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: train.source, trainTarget: train.target,
+                                  validSource: valid?.source, validTarget: valid?.target)
         trainer.directoryLock = lock
         if start == .resume { try trainer.resume(from: dir) }
-        if let validSource, let referenceFile = manifest.split("valid")?.sides[tgt]?.text {
-            trainer.validationBLEU = try validationBLEU(of: trainer, sources: validSource, references: path(referenceFile),
+        if let valid, let referenceFile = manifest.split("valid")?.sides[tgt]?.text {
+            trainer.validationBLEU = try validationBLEU(of: trainer, sources: valid.source, references: try path(referenceFile),
                                                         targetModel: targetModel, options: options)
         }
         if start == .resume && trainer.stopConditionMet != nil { return trainer }
@@ -88,6 +107,11 @@ public enum TrainingRun {
     private static func validationBLEU(of trainer: Trainer, sources validSource: TokenDataset, references referenceFile: String,
                                        targetModel: String, options: TrainingOptions) throws -> (Seq2Seq) throws -> Double {
         let references = try MetricInput.readLines(path: referenceFile)
+        // Checked now rather than at the first validation, which may come hours into the run.
+        guard references.count == validSource.count else {
+            throw TrainingError.badConfig("the validation references are not line-aligned with the datasets: \(referenceFile) has "
+                                          + "\(references.count) lines, \(validSource.path) has \(validSource.count) sentences")
+        }
         let limit = options.validBLEUSentences > 0 ? min(options.validBLEUSentences, validSource.count) : validSource.count
         let sources = (0..<limit).map { Array(validSource.tokens($0)) }
         let targetSPM = try SentencePiece(modelPath: targetModel)

@@ -20,11 +20,13 @@ struct Translate: ParsableCommand {
 
         Limits, so that no option can exhaust the machine: --beam-size at most \(Self.maxBeamSize), --max-length-ratio
         at most \(Self.maxLengthRatio), --length-penalty from 0 to \(Self.maxLengthPenalty), --batch-size at most \(Self.maxBatchSize),
-        --max-source-length at most \(Self.maxSourceLength), and --batch-size times --beam-size (the hypotheses decoded at once,
-        each with a row of scores over the vocabulary) at most \(Self.maxHypotheses).
+        --max-source-length at most \(Self.maxSourceLength), --max-output-length at most \(Self.maxOutputLength), and --batch-size
+        times --beam-size (the hypotheses decoded at once, each with a row of scores over the vocabulary) at most \(Self.maxHypotheses).
+        So a line takes at most --max-output-length decoding steps, and batches of long lines hold fewer sentences, so
+        that the memory of a batch is bounded whatever the lines (about 260 MB per thread for the reference model).
         """)
 
-    static let maxBeamSize = 100, maxBatchSize = 1024, maxSourceLength = 1000, maxHypotheses = 6400
+    static let maxBeamSize = 100, maxBatchSize = 1024, maxSourceLength = 1000, maxOutputLength = 2000, maxHypotheses = 6400
     static let maxLengthRatio: Float = 10, maxLengthPenalty: Float = 10
 
     @Option(name: .customLong("model"), help: ArgumentHelp("Model directory written by mt-train.", valueName: "DIR"))
@@ -41,6 +43,9 @@ struct Translate: ParsableCommand {
 
     @Option(help: "Longest source, in SentencePiece pieces (at most \(Self.maxSourceLength)); longer lines are cut.")
     var maxSourceLength = 200
+
+    @Option(help: "Longest output, in pieces, whatever --max-length-ratio allows (at most \(Self.maxOutputLength)).")
+    var maxOutputLength = BeamSearchOptions.defaultMaxOutputLength
 
     @Option(help: "Write the N best hypotheses per line in Moses format: i ||| translation ||| score.")
     var nBest = 0
@@ -73,6 +78,9 @@ struct Translate: ParsableCommand {
         guard (1...Self.maxSourceLength).contains(maxSourceLength) else {
             throw ValidationError("--max-source-length must be from 1 to \(Self.maxSourceLength)")
         }
+        guard (1...Self.maxOutputLength).contains(maxOutputLength) else {
+            throw ValidationError("--max-output-length must be from 1 to \(Self.maxOutputLength)")
+        }
         // NaN fails every comparison, so it is refused too.
         guard maxLengthRatio > 0 && maxLengthRatio <= Self.maxLengthRatio else {
             throw ValidationError("--max-length-ratio must be above 0 and at most \(Self.maxLengthRatio)")
@@ -98,7 +106,7 @@ struct Translate: ParsableCommand {
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
         let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
-                                       nBest: max(1, nBest), alignments: alignment || heatmap != nil)
+                                       maxOutputLength: maxOutputLength, nBest: max(1, nBest), alignments: alignment || heatmap != nil)
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
         var heatmapSVG: String?
         var index = 0
