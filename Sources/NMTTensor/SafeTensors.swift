@@ -76,7 +76,8 @@ package enum SafeTensors {
         guard headerLength <= UInt64(data.count - 8) else {
             throw Error.malformed(path, "header length \(headerLength) exceeds the file size \(data.count) (truncated?)")
         }
-        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        // Relative to the start: `data` may be a slice, whose indices do not start at 0.
+        let headerData = Data(data.dropFirst(8).prefix(Int(headerLength)))
         guard let header = (try? JSONSerialization.jsonObject(with: headerData)) as? [String: Any] else {
             throw Error.malformed(path, "header is not a JSON object")
         }

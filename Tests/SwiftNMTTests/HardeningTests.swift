@@ -139,6 +139,17 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// Found by the safetensors fuzz target (docs/fuzzing.md): the header was cut out of the bytes by
+    /// absolute indices, so a Data slice (indices not from 0) read the wrong bytes.
+    func testSafeTensorsDecodesASliceOfData() throws {
+        let tensors = [SafeTensors.Tensor(name: "w", shape: [2], values: [1, -2])]
+        let file = try SafeTensors.encode(tensors, metadata: ["k": "v"])
+        let slice = (Data([0xFF, 0xFF, 0xFF]) + file).dropFirst(3)
+        let decoded = try SafeTensors.decode(slice, path: "slice")
+        XCTAssertEqual(decoded.tensors["w"]?.values, [1, -2])
+        XCTAssertEqual(decoded.metadata, ["k": "v"])
+    }
+
     /// 15: a file whose tensors share bytes was accepted; so must not be a range outside the data.
     func testSafeTensorsRangesMustBeDisjointAndInside() throws {
         func file(_ offsets: [[Int]], dataBytes: Int = 16) -> Data {
