@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # Builds one libFuzzer target over a parser of untrusted bytes and fuzzes it for SECONDS on its seeds.
 #
-#   scripts/fuzz.sh TARGET SECONDS      TARGET: safetensors, token-dataset, manifest, line-stream
+#   scripts/fuzz.sh TARGET SECONDS [LIBFUZZER-FLAG...]   TARGET: safetensors, token-dataset, manifest, line-stream
 #   scripts/fuzz.sh TARGET replay FILE... runs the target once on each FILE (a crash to reproduce)
 #
 # The target is built with swiftc -sanitize=fuzzer,address straight from the parser's own source
@@ -96,6 +96,8 @@ if [ "$mode" = replay ]; then
     exec "$binary" "${options[@]}" "$@"
 fi
 case "$mode" in ''|*[!0-9]*) echo "fuzz: SECONDS must be a number, not '$mode'" >&2; exit 2 ;; esac
+# Further flags go to libFuzzer, e.g. -use_value_profile=1 (guides it towards the numbers of comparisons).
+shift 2
 
 seeds=Fuzz/$target/seeds
 regressions=Fuzz/$target/regressions
@@ -110,7 +112,7 @@ echo "fuzz: $target for $mode s (corpus $corpus, seeds $seeds)" >&2
 status=0
 log=$build/fuzz-$target.log
 nice -n "${FUZZ_NICE:-19}" "$binary" "${options[@]}" -max_total_time="$mode" -artifact_prefix="$findings/" \
-    "${corpora[@]}" > "$log" 2>&1 || status=$?
+    "$@" "${corpora[@]}" > "$log" 2>&1 || status=$?
 # libFuzzer's summary: the last status line and the final stats.
 grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -n 1 >&2 || true
 grep -E '^stat::(number_of_executed_units|peak_rss_mb|new_units_added)' "$log" >&2 || true
