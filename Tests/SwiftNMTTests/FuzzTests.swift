@@ -98,6 +98,17 @@ final class FuzzTests: XCTestCase {
         }
     }
 
+    /// Found while writing the token-dataset fuzz target, which traps on it (docs/fuzzing.md): sentence and
+    /// token counts just under the old bounds made the computed file size overflow, a trap wherever
+    /// overflow is checked (debug builds); the release build wrapped around and refused the file for
+    /// the wrong reason.
+    func testTokenDatasetRefusesCountsThatOverflowTheSize() throws {
+        let path = Self.root.appendingPathComponent("Fuzz/token-dataset/regressions/counts-overflow-the-expected-size.bin").path
+        XCTAssertThrowsError(try TokenDataset(path: path)) { error in
+            XCTAssertTrue("\(error)".contains("corrupt header"), "\(error)")
+        }
+    }
+
     /// Chunk boundaries (where `read` happens to stop) never change the lines.
     func testLineSplitterGivesTheSameLinesWhateverTheChunks() {
         let text = Array("a\r\tb\n\u{0}\nü€😀\n\nlast".utf8) + [0xFF, 0xC3]
