@@ -110,19 +110,22 @@ corpora=("$corpus" "$seeds")
 
 echo "fuzz: $target for $mode s (corpus $corpus, seeds $seeds)" >&2
 status=0
-log=$build/fuzz-$target.log
+# One log per run (two runs at once, e.g. the test suite's beside a long one, must not mix);
+# kept only when the run found something.
+log=$build/fuzz-$target-$$.log
 nice -n "${FUZZ_NICE:-19}" "$binary" "${options[@]}" -max_total_time="$mode" -artifact_prefix="$findings/" \
     "$@" "${corpora[@]}" > "$log" 2>&1 || status=$?
 # libFuzzer's summary: the last status line and the final stats.
-grep -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -n 1 >&2 || true
-grep -E '^stat::(number_of_executed_units|peak_rss_mb|new_units_added)' "$log" >&2 || true
+grep -a -E '^#[0-9]+.*(DONE|pulse|NEW)' "$log" | tail -n 1 >&2 || true
+grep -a -E '^stat::(number_of_executed_units|average_exec_per_sec|new_units_added|peak_rss_mb)' "$log" >&2 || true
 
 after=$(ls "$findings" | wc -l)
 if [ "$status" -ne 0 ] || [ "$after" -gt "$before" ]; then
-    grep -E 'ERROR: |Fatal error|SUMMARY|Test unit written' "$log" | head -n 20 >&2 || true
+    grep -a -E 'ERROR: |Fatal error|runtime failure|SUMMARY|Test unit written' "$log" | head -n 20 >&2 || true
     echo "fuzz: $target FAILED (exit $status); inputs in $findings:" >&2
     ls -t "$findings" | head -n 5 | sed "s|^|  $findings/|" >&2
     echo "fuzz: full log in $log; replay with scripts/fuzz.sh $target replay FILE" >&2
     exit 1
 fi
+rm -f "$log"
 echo "fuzz: $target found nothing" >&2
