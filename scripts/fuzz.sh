@@ -29,6 +29,8 @@ case "$target" in
 esac
 
 swiftc=$(command -v swiftc) || { echo "fuzz: swiftc not found" >&2; exit 2; }
+# The toolchain's clang, whose sanitizers match swiftc's (a system clang may be another version or absent).
+clang=$(dirname "$swiftc")/clang
 fuzzerRuntime=$(ls "$(dirname "$swiftc")"/../lib/clang/*/lib/linux/libclang_rt.fuzzer-x86_64.a 2>/dev/null | head -n 1 || true)
 if [ -z "$fuzzerRuntime" ]; then
     echo "fuzz: this Swift toolchain has no libFuzzer runtime (libclang_rt.fuzzer); fuzzing needs a Linux toolchain" >&2
@@ -61,7 +63,7 @@ if [ "$needsTensor" = 1 ] && outdated "$tensorLibrary" "${tensorSources[@]}" "$0
     objects=()
     for c in Sources/CKernels/*.c; do
         object=$build/ckernels/$(basename "$c" .c).o
-        clang -c -O2 -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include "$c" -o "$object"
+        "$clang" -c -O2 -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include "$c" -o "$object"
         objects+=("$object")
     done
     swiftc "${flags[@]}" -module-name NMTTensor -I Sources/CBLAS -I "$build/ckernels" Sources/NMTTensor/*.swift \
