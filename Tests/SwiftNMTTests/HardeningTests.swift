@@ -150,6 +150,18 @@ final class HardeningTests: XCTestCase {
         XCTAssertEqual(decoded.metadata, ["k": "v"])
     }
 
+    /// Found by the safetensors fuzz target (docs/fuzzing.md): an empty F16 tensor of shape [2^62 - 1436, 0]
+    /// was read, but its size counted in F32 overflowed, so the same tensor written back as F32 was refused.
+    func testAnEmptyTensorWithAHugeDimensionReadsInEveryDType() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/safetensors/regressions/empty-f16-tensor-with-a-huge-dimension.safetensors").path
+        let read = try SafeTensors.read(path: path)
+        XCTAssertEqual(read.tensors["a"]?.shape, [4_611_686_018_427_386_468, 0])
+        let again = try SafeTensors.decode(try SafeTensors.encode(Array(read.tensors.values), dtype: .f32), path: "as F32")
+        XCTAssertEqual(again.tensors["a"]?.shape, [4_611_686_018_427_386_468, 0])
+        XCTAssertEqual(again.tensors["a"]?.values, [])
+    }
+
     /// 15: a file whose tensors share bytes was accepted; so must not be a range outside the data.
     func testSafeTensorsRangesMustBeDisjointAndInside() throws {
         func file(_ offsets: [[Int]], dataBytes: Int = 16) -> Data {
