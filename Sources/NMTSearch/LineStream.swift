@@ -43,26 +43,14 @@ public final class LineStream: @unchecked Sendable {
     }
 
     private func readAll() {
-        var carry: [UInt8] = []
+        var splitter = LineSplitter()
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
             if n < 0 && errno == EINTR { continue }
             if n < 0 { failure = ReadError(name: name, code: errno) }
             if n <= 0 { break }
-            var lines: [String] = []
-            var start = 0
-            for i in 0..<n where buffer[i] == 10 {
-                if carry.isEmpty {
-                    lines.append(Self.clean(buffer[start..<i]))
-                } else {
-                    carry.append(contentsOf: buffer[start..<i])
-                    lines.append(Self.clean(carry[...]))
-                    carry.removeAll(keepingCapacity: true)
-                }
-                start = i + 1
-            }
-            carry.append(contentsOf: buffer[start..<n])
+            let lines = splitter.lines(in: buffer[0..<n])
             if !lines.isEmpty {
                 condition.lock()
                 pending.append(contentsOf: lines)
@@ -71,7 +59,7 @@ public final class LineStream: @unchecked Sendable {
             }
         }
         condition.lock()
-        if !carry.isEmpty { pending.append(Self.clean(carry[...])) }
+        if let last = splitter.finish() { pending.append(last) }
         finished = true
         condition.signal()
         condition.unlock()
@@ -88,5 +76,37 @@ public final class LineStream: @unchecked Sendable {
         let taken = Array(pending.prefix(maximum))
         pending.removeFirst(taken.count)
         return taken
+    }
+}
+
+/// Cuts bytes that arrive in chunks of any size (as `read` returns them) into repaired lines
+/// (`LineStream.clean`). A line may span chunks: the bytes after a chunk's last "\n" wait for the next.
+/// Separate from the reading thread so that the fuzz target (Fuzz/line-stream) can feed it chunks.
+struct LineSplitter {
+    /// The start of a line whose "\n" has not arrived yet.
+    private var carry: [UInt8] = []
+
+    /// The lines completed by `chunk`, the first one prefixed with the bytes carried from before.
+    mutating func lines(in chunk: ArraySlice<UInt8>) -> [String] {
+        var lines: [String] = []
+        var start = chunk.startIndex
+        for i in chunk.indices where chunk[i] == 10 {
+            if carry.isEmpty {
+                lines.append(LineStream.clean(chunk[start..<i]))
+            } else {
+                carry.append(contentsOf: chunk[start..<i])
+                lines.append(LineStream.clean(carry[...]))
+                carry.removeAll(keepingCapacity: true)
+            }
+            start = i + 1
+        }
+        carry.append(contentsOf: chunk[start...])
+        return lines
+    }
+
+    /// The last line when the input ended without "\n"; nil when nothing is left.
+    mutating func finish() -> String? {
+        defer { carry.removeAll() }
+        return carry.isEmpty ? nil : LineStream.clean(carry[...])
     }
 }

@@ -76,7 +76,8 @@ package enum SafeTensors {
         guard headerLength <= UInt64(data.count - 8) else {
             throw Error.malformed(path, "header length \(headerLength) exceeds the file size \(data.count) (truncated?)")
         }
-        let headerData = data.subdata(in: 8..<(8 + Int(headerLength)))
+        // Relative to the start: `data` may be a slice, whose indices do not start at 0.
+        let headerData = Data(data.dropFirst(8).prefix(Int(headerLength)))
         let base = 8 + Int(headerLength)
         let (entries, metadata) = try parseHeader(headerData, available: data.count - base, path: path)
         var tensors: [String: Tensor] = [:]
@@ -166,15 +167,18 @@ package enum SafeTensors {
     }
 
     /// The bytes of a tensor of `shape`; nil when a dimension is negative or the size overflows.
+    /// The element count first, then the width (as the reference reader counts): an empty tensor such
+    /// as [2^62, 0] is then valid in every dtype, so a file read as F16 can be written back as F32.
     private static func byteCount(_ shape: [Int], width: Int) -> Int? {
-        var bytes = width
+        var elements = 1
         for dimension in shape {
             guard dimension >= 0 else { return nil }
-            let (product, overflow) = bytes.multipliedReportingOverflow(by: dimension)
+            let (product, overflow) = elements.multipliedReportingOverflow(by: dimension)
             if overflow { return nil }
-            bytes = product
+            elements = product
         }
-        return bytes
+        let (bytes, overflow) = elements.multipliedReportingOverflow(by: width)
+        return overflow ? nil : bytes
     }
 
     /// Two tensors sharing bytes would be two names for one set of values: a broken or forged file.

@@ -96,8 +96,9 @@ package final class TokenDataset: @unchecked Sendable {
             throw fail("unsupported token width \(u32(36)) bytes (expected 4)")
         }
         let n64 = u64(16), t64 = u64(24)
-        // Bounds before arithmetic so that a corrupt count cannot overflow.
-        guard n64 < UInt64(Int.max / 16), t64 < UInt64(Int.max / 8) else {
+        // Bounds before arithmetic so that a corrupt count cannot overflow: 8 * (n + 1) and 4 * t each
+        // stay under Int.max / 4, so `expected` below does too (plus the header, at most the file size).
+        guard n64 < UInt64(Int.max / 32), t64 < UInt64(Int.max / 16) else {
             throw fail("corrupt header (sentence count \(n64), token count \(t64))")
         }
         let n = Int(n64), t = Int(t64)

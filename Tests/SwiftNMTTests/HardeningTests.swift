@@ -139,6 +139,29 @@ final class HardeningTests: XCTestCase {
         }
     }
 
+    /// Found by the safetensors fuzz target (docs/fuzzing.md): the header was cut out of the bytes by
+    /// absolute indices, so a Data slice (indices not from 0) read the wrong bytes.
+    func testSafeTensorsDecodesASliceOfData() throws {
+        let tensors = [SafeTensors.Tensor(name: "w", shape: [2], values: [1, -2])]
+        let file = try SafeTensors.encode(tensors, metadata: ["k": "v"])
+        let slice = (Data([0xFF, 0xFF, 0xFF]) + file).dropFirst(3)
+        let decoded = try SafeTensors.decode(slice, path: "slice")
+        XCTAssertEqual(decoded.tensors["w"]?.values, [1, -2])
+        XCTAssertEqual(decoded.metadata, ["k": "v"])
+    }
+
+    /// Found by the safetensors fuzz target (docs/fuzzing.md): an empty F16 tensor of shape [2^62 - 1436, 0]
+    /// was read, but its size counted in F32 overflowed, so the same tensor written back as F32 was refused.
+    func testAnEmptyTensorWithAHugeDimensionReadsInEveryDType() throws {
+        let path = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().appendingPathComponent("Fuzz/safetensors/regressions/empty-f16-tensor-with-a-huge-dimension.safetensors").path
+        let read = try SafeTensors.read(path: path)
+        XCTAssertEqual(read.tensors["a"]?.shape, [4_611_686_018_427_386_468, 0])
+        let again = try SafeTensors.decode(try SafeTensors.encode(Array(read.tensors.values), dtype: .f32), path: "as F32")
+        XCTAssertEqual(again.tensors["a"]?.shape, [4_611_686_018_427_386_468, 0])
+        XCTAssertEqual(again.tensors["a"]?.values, [])
+    }
+
     /// 15: a file whose tensors share bytes was accepted; so must not be a range outside the data.
     func testSafeTensorsRangesMustBeDisjointAndInside() throws {
         func file(_ offsets: [[Int]], dataBytes: Int = 16) -> Data {
