@@ -12,18 +12,7 @@ import XCTest
 final class DataHardeningTests: XCTestCase {
     /// A preprocessed data directory (mt-preprocess on generated pairs), made once; tests change copies of it.
     static let preprocessed = Result<String, Error> {
-        let dir = try TestCorpus.makeTempDir("data-hardening")
-        var corpus = TestCorpus(seed: 21)
-        for (split, n) in [("train", 200), ("valid", 8)] {
-            let pairs = corpus.pairs(n)
-            try TestCorpus.writeLines(pairs.map(\.0), to: "\(dir)/\(split).en")
-            try TestCorpus.writeLines(pairs.map(\.1), to: "\(dir)/\(split).de")
-        }
-        let result = try Executables.run("mt-preprocess", ["--source-lang", "en", "--target-lang", "de", "--trainpref", dir + "/train",
-                                                           "--validpref", dir + "/valid", "--destdir", dir + "/data", "--vocab-size", "100",
-                                                           "--quiet", "--threads", "1"])
-        guard result.status == 0 else { throw TextError("mt-preprocess failed: \(result.errors)") }
-        return dir + "/data"
+        try TestCorpus.preprocessed(in: try TestCorpus.makeTempDir("data-hardening"), seed: 21, train: 200, valid: 8, vocabSize: 100)
     }
 
     override class func tearDown() {

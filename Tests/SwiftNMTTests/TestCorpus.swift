@@ -47,4 +47,25 @@ extension TestCorpus {
     static func writeLines(_ lines: [String], to path: String) throws {
         try Data((lines.map { $0 + "\n" }.joined()).utf8).write(to: URL(fileURLWithPath: path))
     }
+
+    /// Generated English-German pairs in `dir` (`train.*` and `valid.*`), preprocessed by mt-preprocess into
+    /// `dir/data`; returns the data directory.
+    static func preprocessed(in dir: String, seed: UInt64, train: Int, valid: Int, vocabSize: Int) throws -> String {
+        var corpus = TestCorpus(seed: seed)
+        for (split, n) in [("train", train), ("valid", valid)] {
+            let pairs = corpus.pairs(n)
+            try writeLines(pairs.map(\.0), to: "\(dir)/\(split).en")
+            try writeLines(pairs.map(\.1), to: "\(dir)/\(split).de")
+        }
+        let result = try Executables.run("mt-preprocess", ["--source-lang", "en", "--target-lang", "de", "--trainpref", dir + "/train",
+                                                           "--validpref", dir + "/valid", "--destdir", dir + "/data",
+                                                           "--vocab-size", "\(vocabSize)", "--quiet", "--threads", "1"])
+        guard result.status == 0 else { throw PreprocessingFailed(errors: result.errors) }
+        return dir + "/data"
+    }
+
+    struct PreprocessingFailed: Error, CustomStringConvertible {
+        let errors: String
+        var description: String { "mt-preprocess failed: \(errors)" }
+    }
 }

@@ -55,16 +55,7 @@ final class TrainingSignalTests: XCTestCase {
     func preprocessed() throws -> (directory: String, options: [String]) {
         let dir = try TestCorpus.makeTempDir("signals")
         addTeardownBlock { try? FileManager.default.removeItem(atPath: dir) }
-        var corpus = TestCorpus(seed: 5)
-        for (split, n) in [("train", 200), ("valid", 20)] {
-            let pairs = corpus.pairs(n)
-            try TestCorpus.writeLines(pairs.map(\.0), to: "\(dir)/\(split).en")
-            try TestCorpus.writeLines(pairs.map(\.1), to: "\(dir)/\(split).de")
-        }
-        let pre = try Executables.run("mt-preprocess", ["--source-lang", "en", "--target-lang", "de", "--trainpref", dir + "/train",
-                                                        "--validpref", dir + "/valid", "--destdir", dir + "/data", "--vocab-size", "120",
-                                                        "--quiet"])
-        XCTAssertEqual(pre.status, 0, pre.errors)
+        _ = try TestCorpus.preprocessed(in: dir, seed: 5, train: 200, valid: 20, vocabSize: 120)
         return (dir, ["--data", dir + "/data", "--embed-size", "8", "--encoder-hidden-size", "8", "--decoder-hidden-size", "8",
                       "--attention-size", "8", "--batch-sentences", "8", "--valid-every", "5", "--log-every", "1", "--patience", "0",
                       "--threads", "1", "--valid-bleu-sentences", "5"])
