@@ -3,10 +3,7 @@ import XCTest
 @testable import NMTMetrics
 @testable import NMTModel
 @testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 /// BLEU and chrF against sacreBLEU 2.6.0.
 ///

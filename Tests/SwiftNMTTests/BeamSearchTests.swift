@@ -1,10 +1,7 @@
 import XCTest
-@testable import NMTMetrics
 @testable import NMTModel
-@testable import NMTModelFiles
 @testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
 @testable import NMTTraining
 
 final class BeamSearchTests: XCTestCase {

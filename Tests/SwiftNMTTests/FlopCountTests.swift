@@ -1,11 +1,6 @@
 import XCTest
-@testable import NMTMetrics
 @testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 final class FlopCountTests: XCTestCase {
     /// The analytic count used for FLOP utilization matches the matrix products the code really

@@ -1,11 +1,5 @@
 import XCTest
-@testable import NMTMetrics
-@testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 /// Central finite differences against an analytic gradient, entry by entry.
 /// An entry passes when |analytic − numeric| ≤ absoluteTolerance + relativeTolerance · max(|analytic|, |numeric|).

@@ -1,12 +1,6 @@
 import XCTest
 import CKernels
-@testable import NMTMetrics
-@testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 final class KernelTests: XCTestCase {
     /// tanh_approx against libm over the range the gates and the deep output see, and beyond.

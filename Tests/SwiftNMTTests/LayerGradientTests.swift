@@ -1,12 +1,7 @@
 import XCTest
 import CKernels
-@testable import NMTMetrics
 @testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 /// Each layer alone: a random linear functional of its outputs, L = Σ R ⊙ output, checked against
 /// finite differences for every input and parameter tensor.

@@ -1,10 +1,6 @@
 import XCTest
-@testable import NMTMetrics
 @testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
 @testable import NMTTraining
 
 /// End-to-end learning: a small model learns to reverse random token sequences.

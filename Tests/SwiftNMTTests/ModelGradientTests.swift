@@ -1,11 +1,6 @@
 import XCTest
-@testable import NMTMetrics
 @testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
-@testable import NMTText
-@testable import NMTTraining
 
 /// The whole model's loss (label smoothing, dropout, padded batches) against finite differences,
 /// for sampled entries of every parameter tensor.

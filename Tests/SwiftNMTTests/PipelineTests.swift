@@ -1,10 +1,4 @@
 import XCTest
-@testable import NMTMetrics
-@testable import NMTModel
-@testable import NMTModelFiles
-@testable import NMTSearch
-@testable import NMTTensor
-@testable import NMTText
 @testable import NMTTraining
 
 /// The whole pipeline through the programs, on a few hundred generated pairs and a tiny model:

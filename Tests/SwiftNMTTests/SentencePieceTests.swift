@@ -1,12 +1,8 @@
 import Foundation
 import XCTest
-@testable import NMTMetrics
-@testable import NMTModel
 @testable import NMTModelFiles
-@testable import NMTSearch
 @testable import NMTTensor
 @testable import NMTText
-@testable import NMTTraining
 
 /// Thrown (= test failure) when fixtures that must be there are not.
 struct FixtureMissing: Error, CustomStringConvertible {

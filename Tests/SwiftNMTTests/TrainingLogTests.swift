@@ -1,7 +1,5 @@
 import XCTest
-@testable import NMTModel
 @testable import NMTModelFiles
-@testable import NMTTensor
 @testable import NMTTraining
 
 /// `log.jsonl` is the record of a run: every event once, in order, whatever its figures.

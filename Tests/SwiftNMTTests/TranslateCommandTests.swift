@@ -1,11 +1,7 @@
 import XCTest
-@testable import NMTMetrics
 @testable import NMTModel
 @testable import NMTModelFiles
-@testable import NMTSearch
-@testable import NMTTensor
 @testable import NMTText
-@testable import NMTTraining
 
 /// mt-translate as a program: line structure on hostile input, answers before end of input,
 /// clear errors for broken model directories.
