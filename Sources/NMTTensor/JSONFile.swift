@@ -11,15 +11,6 @@ package enum JSONFile {
         }
     }
 
-    /// Reads and decodes the file at `path`.
-    package static func read<T: Decodable>(_ type: T.Type, path: String) throws -> T {
-        let data: Data
-        do { data = try Data(contentsOf: URL(fileURLWithPath: path)) } catch {
-            throw FileError("read", path, (error as NSError).localizedFailureReason ?? error.localizedDescription)
-        }
-        return try decode(type, from: data, path: path)
-    }
-
     /// What is wrong with the file, naming the key where there is one.
     static func reason(_ error: DecodingError) -> String {
         func key(_ context: DecodingError.Context) -> String {
