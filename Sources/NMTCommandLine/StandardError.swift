@@ -17,3 +17,34 @@ public enum StandardError {
         }
     }
 }
+
+/// Progress of long work on stderr, as a user watching or a log file wants it: on a terminal, one
+/// line rewritten in place; otherwise (a log, a pipe) a plain line at most every `plainInterval` seconds.
+/// Notes (finished steps) always get a line of their own.
+public final class ProgressLine {
+    let terminal = isatty(2) != 0
+    let plainInterval: Double
+    private var lastPlain: Date?
+    private var showing = false
+
+    public init(plainInterval: Double = 10) {
+        self.plainInterval = plainInterval
+    }
+
+    /// Replaces the progress line (on a terminal) or prints it when the last one is old enough.
+    public func update(_ text: String) {
+        if terminal {
+            StandardError.write("\r\u{1B}[K" + text)
+            showing = true
+        } else if lastPlain.map({ Date().timeIntervalSince($0) >= plainInterval }) ?? true {
+            StandardError.write(text + "\n")
+            lastPlain = Date()
+        }
+    }
+
+    /// A line of its own, after clearing the progress line.
+    public func note(_ text: String) {
+        StandardError.write((showing ? "\r\u{1B}[K" : "") + text + "\n")
+        showing = false
+    }
+}

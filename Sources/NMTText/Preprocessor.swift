@@ -34,7 +34,7 @@ public struct PreprocessOptions: Sendable {
                 validPrefixes: [String] = [], testPrefixes: [String] = [], destDir: String,
                 vocabSize: Int = 8000, modelType: SentencePieceModelType = .bpe, joint: Bool = true,
                 characterCoverage: Double = 1.0, maxLength: Int = 100, lengthRatio: Double = 9,
-                inputSentenceSize: Int = 2_000_000,
+                inputSentenceSize: Int = 1_000_000,
                 threads: Int = ProcessInfo.processInfo.activeProcessorCount, force: Bool = false) {
         self.sourceLang = sourceLang
         self.targetLang = targetLang
@@ -95,19 +95,33 @@ public struct PreprocessResult: Sendable {
 }
 
 /// Raw parallel text -> SentencePiece model(s) + token datasets + manifest. See docs/data-format.md.
+///
+/// Memory does not grow with the corpus: every input is read twice as a stream of line chunks, once to
+/// count, check and checksum it and to sample SentencePiece's training sentences, and once to encode
+/// it chunk by chunk on all cores, appending each chunk's pairs to the token datasets.
 public final class Preprocessor {
     let options: PreprocessOptions
-    /// Progress messages (mt-preprocess sends them to stderr).
+    /// Lines per chunk of the encoding pass (each side); tests make it small.
+    var chunkLines = 1 << 16
+    /// Bytes per read of the input files; tests make it small.
+    var readBlockSize = 1 << 20
+    /// Step messages (mt-preprocess prints each on its own line of stderr).
     var log: (String) -> Void
+    /// Progress of a long step, at most every `progressInterval` seconds (mt-preprocess rewrites one
+    /// line on a terminal and prints a line now and then otherwise).
+    var progress: (String) -> Void
+    var progressInterval = 0.5
 
-    public init(options: PreprocessOptions, log: @escaping (String) -> Void = { _ in }) {
+    public init(options: PreprocessOptions, log: @escaping (String) -> Void = { _ in },
+                progress: @escaping (String) -> Void = { _ in }) {
         self.options = options
         self.log = log
+        self.progress = progress
     }
 
     private var start = Date()
 
-    private func progress(_ message: String) {
+    private func step(_ message: String) {
         log(String(format: "[%6.2fs] ", Date().timeIntervalSince(start)) + message)
     }
 
@@ -120,43 +134,46 @@ public final class Preprocessor {
         let langs = [o.sourceLang, o.targetLang]
         let fm = FileManager.default
 
-        // 1. Inputs: all must exist before anything is read; then read, validate and pair them.
+        // 1. Inputs: all must exist before anything is read.
         var paths: [String: [String: String]] = [:]  // split -> lang -> path
         var missing: [String] = []
         for split in o.splits {
             for lang in langs {
                 let p = split.prefix + "." + lang
-                if fm.fileExists(atPath: p) { paths[split.name, default: [:]][lang] = p }
-                else if fm.fileExists(atPath: p + ".gz") { paths[split.name, default: [:]][lang] = p + ".gz" }
+                var isDirectory: ObjCBool = false
+                if fm.fileExists(atPath: p, isDirectory: &isDirectory) {
+                    if isDirectory.boolValue { throw PreprocessError("input '\(p)' is a directory, not a text file") }
+                    paths[split.name, default: [:]][lang] = p
+                } else if fm.fileExists(atPath: p + ".gz") { paths[split.name, default: [:]][lang] = p + ".gz" }
                 else { missing.append("'\(p)'") }
             }
         }
         if !missing.isEmpty {
             throw PreprocessError("missing input file\(missing.count > 1 ? "s" : "") \(missing.joined(separator: ", ")) (also looked for .gz)")
         }
-        var files: [String: [String: TextFile]] = [:]
-        for split in o.splits {
-            for lang in langs {
-                let path = paths[split.name]![lang]!
-                progress("reading \(path)")
-                files[split.name, default: [:]][lang] = try TextFile.read(resolving: path)
-            }
-            let s = files[split.name]![o.sourceLang]!, t = files[split.name]![o.targetLang]!
-            if s.lineCount != t.lineCount {
-                throw PreprocessError("source and target of \(split.name) have different line counts: '\(s.path)' has \(s.lineCount) lines, '\(t.path)' has \(t.lineCount) lines")
-            }
-        }
-        let train = files["train"]!
-        guard train[o.sourceLang]!.lineCount > 0 else {
-            throw PreprocessError("the training data is empty ('\(train[o.sourceLang]!.path)' has no lines)")
-        }
 
+        // 2. First pass: count, check and checksum every input; sample SentencePiece's sentences from the training text.
+        let groups: [(name: String, langs: [String])] = o.joint ? [("spm", langs)] : langs.map { ("spm.\($0)", [$0]) }
+        let sampleSize = o.inputSentenceSize > 0 ? o.inputSentenceSize : Int.max
+        var samples = groups.map { _ in SentenceSample(capacity: sampleSize) }
         var inputs: [InputInfo] = []
         for split in o.splits {
+            var counts: [String: (path: String, lines: Int)] = [:]
             for lang in langs {
-                let f = files[split.name]![lang]!
-                inputs.append(InputInfo(split: split.name, lang: lang, path: Preprocessor.absolutePath(f.path), bytes: f.fileBytes,
-                                        lines: f.lineCount, checksum: f.checksum, compressed: f.compressed))
+                let path = paths[split.name]![lang]!
+                let group = groups.firstIndex { $0.langs.contains(lang) }!
+                let info = try scan(path, split: split.name, lang: lang) { line in
+                    if split.kind == "train" && !line.isEmpty { samples[group].offer(line) }
+                }
+                inputs.append(info)
+                counts[lang] = (path, info.lines)
+            }
+            let s = counts[o.sourceLang]!, t = counts[o.targetLang]!
+            if s.lines != t.lines {
+                throw PreprocessError("source and target of \(split.name) have different line counts: '\(s.path)' has \(s.lines) lines, '\(t.path)' has \(t.lines) lines")
+            }
+            if split.kind == "train" && s.lines == 0 {
+                throw PreprocessError("the training data is empty ('\(s.path)' has no lines)")
             }
         }
         let request = PreprocessRequest(sourceLang: o.sourceLang, targetLang: o.targetLang, vocabSize: o.vocabSize,
@@ -164,14 +181,14 @@ public final class Preprocessor {
                                         maxLength: o.maxLength, lengthRatio: o.lengthRatio,
                                         inputSentenceSize: o.inputSentenceSize, inputs: inputs)
 
-        // 2. Destination.
+        // 3. Destination.
         let (regenerated, previousOutputs) = try prepareDestination(for: request)
         var oldManifestRemoved = false
         let dest = o.destDir
         func out(_ name: String) -> String { (dest as NSString).appendingPathComponent(name) }
         var outputs: [String] = []
 
-        // 3. SentencePiece.
+        // 4. SentencePiece, on the samples.
         var spmOptions = SentencePieceTrainingOptions(vocabSize: o.vocabSize, modelType: o.modelType,
                                                       characterCoverage: o.characterCoverage,
                                                       inputSentenceSize: o.inputSentenceSize, numThreads: o.threads)
@@ -179,14 +196,11 @@ public final class Preprocessor {
         var models: [String: SentencePiece] = [:]
         var modelFiles: [String: String] = [:], vocabFiles: [String: String] = [:]
         var trainingSentences: [String: Int] = [:]
-        let groups: [(name: String, langs: [String])] = o.joint ? [("spm", langs)] : langs.map { ("spm.\($0)", [$0]) }
-        for group in groups {
-            let sources = group.langs.map { train[$0]! }
-            let count = sources.reduce(0) { $0 + $1.lines.count(where: { !$0.isEmpty }) }
-            progress("training SentencePiece \(o.modelType.rawValue) model \(group.name).model (vocabulary \(o.vocabSize)) on \(count) sentences (\(group.langs.joined(separator: "+")))")
+        for (group, sample) in zip(groups, samples) {
+            step("training SentencePiece \(o.modelType.rawValue) model \(group.name).model (vocabulary \(o.vocabSize)) on \(sample.count) of \(sample.seen) sentences (\(group.langs.joined(separator: "+")))")
             let model: SentencePiece
             do {
-                model = try Preprocessor.withSentences(sources) { try SentencePiece.train(utf8Sentences: $0, options: spmOptions) }
+                model = try sample.withSentences { try SentencePiece.train(utf8Sentences: $0, options: spmOptions) }
             } catch let e as SentencePieceError {
                 var hint = ""
                 if e.message.contains("Vocabulary size") || e.message.contains("vocab_size") {
@@ -207,82 +221,29 @@ public final class Preprocessor {
                 models[lang] = model
                 modelFiles[lang] = modelName
                 vocabFiles[lang] = vocabName
-                trainingSentences[lang] = min(count, o.inputSentenceSize > 0 ? o.inputSentenceSize : count)
+                trainingSentences[lang] = sample.count
             }
-            progress("\(modelName): \(model.vocabularySize) pieces")
+            step("\(modelName): \(model.vocabularySize) pieces")
         }
+        samples = []  // their memory is not needed any more
 
-        // 4. Encode, clean, write.
+        // 5. Second pass: encode, clean and write each split, a chunk of pairs at a time.
         var splitInfos: [SplitInfo] = []
         for split in o.splits {
-            let pair = files[split.name]!
-            var encoded: [String: EncodedLines] = [:]
-            for lang in langs {
-                let f = pair[lang]!
-                progress("encoding \(split.name).\(lang) (\(f.lineCount) lines)")
-                encoded[lang] = try encode(f, with: models[lang]!, label: "\(split.name).\(lang)")
-            }
-            let n = pair[o.sourceLang]!.lineCount
-            var keep = [Bool](repeating: true, count: n)
-            var dropped: DroppedCounts?
-            if split.kind == "train" {
-                var d = DroppedCounts()
-                let s = encoded[o.sourceLang]!, t = encoded[o.targetLang]!
-                for i in 0..<n {
-                    let ls = s.length(i), lt = t.length(i)
-                    if ls == 0 || lt == 0 { d.empty += 1; keep[i] = false }
-                    else if ls > o.maxLength || lt > o.maxLength { d.tooLong += 1; keep[i] = false }
-                    else if Double(ls) / Double(lt) > o.lengthRatio || Double(lt) / Double(ls) > o.lengthRatio {
-                        d.lengthRatio += 1; keep[i] = false
-                    }
-                }
-                dropped = d
-                if d.total == n {
-                    throw PreprocessError("no training pairs left after cleaning (\(d.empty) with an empty side, \(d.tooLong) longer than \(o.maxLength) subwords, \(d.lengthRatio) beyond length ratio \(o.lengthRatio))")
-                }
-            }
-            let kept = keep.lazy.filter { $0 }.count
-            var sides: [String: SideInfo] = [:]
-            for lang in langs {
-                let e = encoded[lang]!
-                let model = models[lang]!
-                let name = "\(split.name).\(lang).bin"
-                let writer = try TokenDatasetWriter(path: out(name), vocabSize: model.vocabularySize)
-                var tokens = 0, maxLen = 0, unk = 0
-                let unkId = model.unkId
-                try e.ids.withUnsafeBufferPointer { ids in
-                    for i in 0..<n where keep[i] {
-                        let sentence = UnsafeBufferPointer(rebasing: ids[e.offsets[i]..<e.offsets[i + 1]])
-                        try writer.append(sentence)
-                        tokens += sentence.count
-                        maxLen = max(maxLen, sentence.count)
-                        for id in sentence where id == unkId { unk += 1 }
-                    }
-                }
-                try writer.finish()
-                outputs.append(name)
-                var textName: String?
-                if split.kind != "train" {
-                    let t = "\(split.name).\(lang).txt"
-                    try Preprocessor.writeLines(pair[lang]!, to: out(t))
-                    outputs.append(t)
-                    textName = t
-                }
-                sides[lang] = SideInfo(dataset: name, text: textName, tokens: tokens,
-                                       averageLength: kept > 0 ? Double(tokens) / Double(kept) : 0, maxLength: maxLen,
-                                       unknownTokens: unk, unknownRate: tokens > 0 ? Double(unk) / Double(tokens) : 0)
-            }
-            splitInfos.append(SplitInfo(name: split.name, kind: split.kind, prefix: split.prefix, inputPairs: n,
-                                        pairs: kept, dropped: dropped, sides: sides))
+            let lines = inputs.first { $0.split == split.name }!.lines
+            let info = try encodeSplit(name: split.name, kind: split.kind, prefix: split.prefix, lines: lines,
+                                       paths: paths[split.name]!, models: models, out: out)
+            splitInfos.append(info)
+            for lang in langs { outputs += [info.sides[lang]!.dataset] + (info.sides[lang]!.text.map { [$0] } ?? []) }
         }
 
-        // 5. Outputs of the earlier run that this one did not rewrite (e.g. joint vs separate models).
+        // 6. Outputs of the earlier run that this one did not rewrite (e.g. joint vs separate models).
         // Only plain names of files in the directory: an old manifest may be forged ("..", "." would remove directories).
         for name in previousOutputs where !outputs.contains(name) && !name.contains("/") && ![".", "..", PreprocessManifest.fileName].contains(name) {
             try? fm.removeItem(atPath: out(name))
         }
 
-        // 6. Manifest last: a directory without one is an incomplete run.
+        // 7. Manifest last: a directory without one is an incomplete run.
         let anyModel = models[o.sourceLang]!
         let manifest = PreprocessManifest(
             format: PreprocessManifest.formatName, formatVersion: PreprocessManifest.currentFormatVersion,
@@ -293,12 +254,248 @@ public final class Preprocessor {
                                           padId: anyModel.padId, unkId: anyModel.unkId, bosId: anyModel.bosId, eosId: anyModel.eosId),
             splits: splitInfos, outputs: outputs, seconds: Date().timeIntervalSince(start))
         do {
-            try manifest.encoded().write(to: URL(fileURLWithPath: out(PreprocessManifest.fileName)), options: .atomic)
+            try AtomicFile.write(manifest.encoded(), to: out(PreprocessManifest.fileName))
         } catch {
-            throw PreprocessError("cannot write '\(out(PreprocessManifest.fileName))': \(error.localizedDescription)")
+            throw PreprocessError("\(error)")
         }
-        progress("done: \(outputs.count + 1) files in \(dest)")
+        step("done: \(outputs.count + 1) files in \(dest)")
         return PreprocessResult(manifest: manifest, summary: Preprocessor.summary(manifest), regenerated: regenerated)
+    }
+
+    // MARK: First pass
+
+    /// Reads `path` to the end: its lines (each given to `body`), size and checksum.
+    private func scan(_ path: String, split: String, lang: String, _ body: (UnsafeRawBufferPointer) -> Void) throws -> InputInfo {
+        let reader = try LineReader(path: path, blockSize: readBlockSize)
+        var chunk = LineChunk()
+        var meter = ProgressMeter(interval: progressInterval)
+        step("reading \(path)")
+        while try reader.read(maxLines: chunkLines, into: &chunk) {
+            chunk.bytes.withUnsafeBytes { raw in
+                for range in chunk.lines { body(UnsafeRawBufferPointer(rebasing: raw[range])) }
+            }
+            if let report = meter.report(done: reader.linesRead, fraction: reader.fractionRead, unit: "lines") {
+                progress("reading \(split).\(lang): \(report)")
+            }
+        }
+        return InputInfo(split: split, lang: lang, path: Preprocessor.absolutePath(path), bytes: reader.fileBytes,
+                         lines: reader.linesRead, checksum: reader.checksum, compressed: reader.compressed)
+    }
+
+    // MARK: Second pass
+
+    /// Encodes one split chunk by chunk, drops training pairs as clean-corpus-n does, and writes the token
+    /// datasets (and, for valid and test, the raw text).
+    ///
+    /// The work is a pipeline of three stages over chunks of pairs, run together in each round on all
+    /// threads: read chunk k+1, encode chunk k (cut into parts), write chunk k-1. Reading and writing are
+    /// one task each, so they overlap the encoding instead of leaving cores idle.
+    private func encodeSplit(name: String, kind: String, prefix: String, lines total: Int, paths: [String: String],
+                             models: [String: SentencePiece], out: (String) -> String) throws -> SplitInfo {
+        let o = options
+        let langs = [o.sourceLang, o.targetLang]
+        let readers = try langs.map { try LineReader(path: paths[$0]!, blockSize: readBlockSize) }
+        let output = try SplitOutput(name: name, kind: kind, langs: langs, models: langs.map { models[$0]! },
+                                     maxLength: o.maxLength, lengthRatio: o.lengthRatio, out: out)
+        let sideModels = langs.map { models[$0]! }
+        // Three slots of buffers (chunk k+1, k, k-1), reused round after round: slot s holds the two
+        // sides' lines chunks[2s + side], their encoded parts parts[(2s + side) * partsPerSide + part],
+        // and the joined ids encoded[2s + side].
+        let partsPerSide = 8 * o.threads  // small parts keep both cores busy to the end of a round
+        var chunks = [LineChunk](repeating: LineChunk(), count: 6)
+        var parts = [EncodedLines](repeating: EncodedLines(), count: 6 * partsPerSide)
+        var encoded = [EncodedLines](repeating: EncodedLines(), count: 6)
+        var chunksRead = 0, chunksWritten = 0, endOfInput = false
+        var meter = ProgressMeter(interval: progressInterval)
+        let splitStart = Date()
+        step("encoding \(name) (\(total) pairs)")
+
+        var round = 0
+        while !endOfInput || chunksWritten < chunksRead {
+            let reading = endOfInput ? nil : round % 3
+            let encoding = round >= 1 && round - 1 < chunksRead ? (round - 1) % 3 : nil
+            let writing = round >= 2 && round - 2 < chunksRead ? (round - 2) % 3 : nil
+            // Tasks: 0 reads, 1 writes, the rest encode one part of one side each.
+            let encodeTasks = encoding == nil ? 0 : 2 * partsPerSide
+            var failures = [Error?](repeating: nil, count: 2 + encodeTasks)
+            var more = false
+            chunks.withUnsafeMutableBufferPointer { chunks in
+                parts.withUnsafeMutableBufferPointer { parts in
+                    encoded.withUnsafeMutableBufferPointer { encoded in
+                        failures.withUnsafeMutableBufferPointer { failures in
+                            DispatchQueue.concurrentPerform(iterations: 2 + encodeTasks) { task in
+                                do {
+                                    switch task {
+                                    case 0:
+                                        guard let slot = reading else { return }
+                                        let source = try readers[0].read(maxLines: chunkLines, into: &chunks[2 * slot])
+                                        let target = try readers[1].read(maxLines: chunkLines, into: &chunks[2 * slot + 1])
+                                        // The first pass found equal line counts; a file changed since is caught here.
+                                        guard chunks[2 * slot].count == chunks[2 * slot + 1].count else {
+                                            throw PreprocessError("'\(readers[0].path)' and '\(readers[1].path)' changed while being read (their line counts differ now)")
+                                        }
+                                        more = source || target
+                                    case 1:
+                                        guard let slot = writing else { return }
+                                        for side in 0..<2 {
+                                            Self.join(UnsafeMutableBufferPointer(rebasing: parts[((2 * slot + side) * partsPerSide)...].prefix(partsPerSide)),
+                                                      into: &encoded[2 * slot + side])
+                                        }
+                                        try output.write(sources: chunks[2 * slot], targets: chunks[2 * slot + 1],
+                                                         encodedSources: encoded[2 * slot], encodedTargets: encoded[2 * slot + 1])
+                                    default:
+                                        let slot = encoding!, side = (task - 2) / partsPerSide, part = (task - 2) % partsPerSide
+                                        let chunk = chunks[2 * slot + side]
+                                        let lo = chunk.count * part / partsPerSide, hi = chunk.count * (part + 1) / partsPerSide
+                                        let result = (2 * slot + side) * partsPerSide + part
+                                        parts[result].removeAll()
+                                        try chunk.bytes.withUnsafeBytes { raw in
+                                            for i in lo..<hi {
+                                                try sideModels[side].encode(utf8: UnsafeRawBufferPointer(rebasing: raw[chunk.lines[i]]),
+                                                                            appendingTo: &parts[result].ids)
+                                                parts[result].offsets.append(parts[result].ids.count)
+                                            }
+                                        }
+                                    }
+                                } catch {
+                                    failures[task] = error
+                                }
+                            }
+                        }
+                    }
+                }
+            }
+            if let failure = failures.compactMap({ $0 }).first {
+                throw failure as? PreprocessError ?? PreprocessError("cannot encode \(name): \(failure)")
+            }
+            if reading != nil {
+                if more { chunksRead += 1 } else { endOfInput = true }
+            }
+            if writing != nil { chunksWritten += 1 }
+            round += 1
+            if let report = meter.report(done: output.pairsRead, of: total, unit: "pairs") {
+                progress("encoding \(name): \(report)")
+            }
+        }
+        let info = try output.finish(prefix: prefix)
+        let seconds = Date().timeIntervalSince(splitStart)
+        step(String(format: "%@: %d pairs encoded in %.1f s (%.0f pairs/s)", name, info.inputPairs, seconds,
+                    Double(info.inputPairs) / max(seconds, 1e-9)))
+        return info
+    }
+
+    /// Joins the encoded parts of one side of a chunk, in order.
+    private static func join(_ parts: UnsafeMutableBufferPointer<EncodedLines>, into encoded: inout EncodedLines) {
+        encoded.removeAll()
+        for part in parts {
+            let base = encoded.ids.count
+            encoded.ids.append(contentsOf: part.ids)
+            for k in 1..<part.offsets.count { encoded.offsets.append(base + part.offsets[k]) }
+        }
+    }
+
+    /// Ids of a chunk's lines: line i is ids[offsets[i] ..< offsets[i+1]].
+    struct EncodedLines {
+        var ids: [Int32] = []
+        var offsets: [Int] = [0]
+        var count: Int { offsets.count - 1 }
+        func length(_ i: Int) -> Int { offsets[i + 1] - offsets[i] }
+
+        func withSentence<R>(_ i: Int, _ body: (UnsafeBufferPointer<Int32>) throws -> R) rethrows -> R {
+            try ids.withUnsafeBufferPointer { try body(UnsafeBufferPointer(rebasing: $0[offsets[i]..<offsets[i + 1]])) }
+        }
+
+        mutating func removeAll() {
+            ids.removeAll(keepingCapacity: true)
+            offsets.removeAll(keepingCapacity: true)
+            offsets.append(0)
+        }
+    }
+
+    /// The outputs of one split and their statistics: pairs are cleaned (training only) and appended
+    /// chunk by chunk.
+    private final class SplitOutput {
+        let name: String, kind: String, langs: [String]
+        let maxLength: Int, lengthRatio: Double
+        let datasets: [TokenDatasetWriter]
+        /// Raw text copies (valid and test).
+        let texts: [AtomicFileWriter]?
+        let unknownIds: [Int32]
+        var tokens = [0, 0], longest = [0, 0], unknown = [0, 0]
+        var dropped = DroppedCounts(), kept = 0, pairsRead = 0
+
+        init(name: String, kind: String, langs: [String], models: [SentencePiece], maxLength: Int, lengthRatio: Double,
+             out: (String) -> String) throws {
+            self.name = name
+            self.kind = kind
+            self.langs = langs
+            self.maxLength = maxLength
+            self.lengthRatio = lengthRatio
+            datasets = try zip(langs, models).map { try TokenDatasetWriter(path: out("\(name).\($0).bin"), vocabSize: $1.vocabularySize) }
+            texts = kind == "train" ? nil : try langs.map { lang in
+                do { return try AtomicFileWriter(path: out("\(name).\(lang).txt")) } catch { throw PreprocessError("\(error)") }
+            }
+            unknownIds = models.map(\.unkId)
+        }
+
+        func write(sources: LineChunk, targets: LineChunk, encodedSources: EncodedLines, encodedTargets: EncodedLines) throws {
+            let encoded = [encodedSources, encodedTargets]
+            for i in 0..<encodedSources.count {
+                let ls = encodedSources.length(i), lt = encodedTargets.length(i)
+                if kind == "train" {
+                    if ls == 0 || lt == 0 { dropped.empty += 1; continue }
+                    if ls > maxLength || lt > maxLength { dropped.tooLong += 1; continue }
+                    if Double(ls) / Double(lt) > lengthRatio || Double(lt) / Double(ls) > lengthRatio {
+                        dropped.lengthRatio += 1
+                        continue
+                    }
+                }
+                kept += 1
+                for side in 0..<2 {
+                    try encoded[side].withSentence(i) { sentence in
+                        try datasets[side].append(sentence)
+                        tokens[side] += sentence.count
+                        longest[side] = max(longest[side], sentence.count)
+                        for id in sentence where id == unknownIds[side] { unknown[side] += 1 }
+                    }
+                }
+            }
+            if let texts {
+                for (side, chunk) in [sources, targets].enumerated() {
+                    for i in 0..<chunk.count {
+                        try chunk.withLine(i) { line in
+                            do {
+                                try texts[side].write(line)
+                                try texts[side].write(UInt8(0x0A))
+                            } catch { throw PreprocessError("\(error)") }
+                        }
+                    }
+                }
+            }
+            pairsRead += encodedSources.count
+        }
+
+        /// Writes the files and describes the split.
+        func finish(prefix: String) throws -> SplitInfo {
+            if kind == "train" && kept == 0 {
+                throw PreprocessError("no training pairs left after cleaning (\(dropped.empty) with an empty side, \(dropped.tooLong) longer than \(maxLength) subwords, \(dropped.lengthRatio) beyond length ratio \(lengthRatio))")
+            }
+            var sides: [String: SideInfo] = [:]
+            for side in 0..<2 {
+                try datasets[side].finish()
+                var textName: String?
+                if let texts {
+                    do { try texts[side].commit() } catch { throw PreprocessError("\(error)") }
+                    textName = "\(name).\(langs[side]).txt"
+                }
+                sides[langs[side]] = SideInfo(dataset: "\(name).\(langs[side]).bin", text: textName, tokens: tokens[side],
+                                              averageLength: kept > 0 ? Double(tokens[side]) / Double(kept) : 0, maxLength: longest[side],
+                                              unknownTokens: unknown[side],
+                                              unknownRate: tokens[side] > 0 ? Double(unknown[side]) / Double(tokens[side]) : 0)
+            }
+            return SplitInfo(name: name, kind: kind, prefix: prefix, inputPairs: pairsRead, pairs: kept,
+                             dropped: kind == "train" ? dropped : nil, sides: sides)
+        }
     }
 
     // MARK: Destination
@@ -335,96 +532,6 @@ public final class Preprocessor {
         }
         progress(same ? "destination holds the same preprocessing; regenerating it" : "replacing the contents of \(dest) (--force)")
         return (same, old?.outputs ?? [])
-    }
-
-    // MARK: Encoding
-
-    /// Ids of all lines of a file: line i is ids[offsets[i] ..< offsets[i+1]].
-    struct EncodedLines {
-        var ids: [Int32] = []
-        var offsets: [Int] = [0]
-        func length(_ i: Int) -> Int { offsets[i + 1] - offsets[i] }
-    }
-
-    private func encode(_ file: TextFile, with model: SentencePiece, label: String) throws -> EncodedLines {
-        let n = file.lineCount
-        let chunkSize = 8192
-        let chunks = (n + chunkSize - 1) / chunkSize
-        if chunks == 0 { return EncodedLines() }
-        var results = [EncodedLines](repeating: EncodedLines(), count: chunks)
-        var failure: Error?
-        var done = 0
-        let lock = NSLock()
-        let reportEvery = max(1, 100_000 / chunkSize)
-        let workers = min(options.threads, chunks)
-        file.bytes.withUnsafeBytes { raw in
-            results.withUnsafeMutableBufferPointer { res in
-                // Workers take chunks round-robin; results land in their own slots.
-                DispatchQueue.concurrentPerform(iterations: workers) { w in
-                    var c = w
-                    while c < chunks {
-                        var e = EncodedLines()
-                        let lo = c * chunkSize, hi = min(n, lo + chunkSize)
-                        e.ids.reserveCapacity((file.lines[hi - 1].upperBound - file.lines[lo].lowerBound) / 3 + 16)
-                        e.offsets.reserveCapacity(hi - lo + 1)
-                        do {
-                            for i in lo..<hi {
-                                try model.encode(utf8: UnsafeRawBufferPointer(rebasing: raw[file.lines[i]]), appendingTo: &e.ids)
-                                e.offsets.append(e.ids.count)
-                            }
-                        } catch {
-                            lock.lock(); failure = failure ?? error; lock.unlock()
-                            return
-                        }
-                        res[c] = e
-                        lock.lock()
-                        done += 1
-                        if n > 200_000, done % reportEvery == 0 { progress("  \(label): \(min(n, done * chunkSize))/\(n) lines") }
-                        lock.unlock()
-                        c += workers
-                    }
-                }
-            }
-        }
-        if let failure { throw PreprocessError("cannot encode \(label): \(failure)") }
-        if chunks == 1 { return results[0] }
-        var all = EncodedLines()
-        all.ids.reserveCapacity(results.reduce(0) { $0 + $1.ids.count })
-        all.offsets.reserveCapacity(n + 1)
-        for r in results {
-            let base = all.ids.count
-            all.ids.append(contentsOf: r.ids)
-            for k in 1..<r.offsets.count { all.offsets.append(base + r.offsets[k]) }
-        }
-        return all
-    }
-
-    /// Calls `body` with the non-empty lines of `files` as byte buffers.
-    private static func withSentences<R>(_ files: [TextFile], _ body: ([UnsafeRawBufferPointer]) throws -> R) rethrows -> R {
-        func go(_ k: Int, _ acc: [UnsafeRawBufferPointer]) throws -> R {
-            if k == files.count { return try body(acc) }
-            return try files[k].bytes.withUnsafeBytes { raw in
-                var next = acc
-                next.reserveCapacity(acc.count + files[k].lines.count)
-                for r in files[k].lines where !r.isEmpty { next.append(UnsafeRawBufferPointer(rebasing: raw[r])) }
-                return try go(k + 1, next)
-            }
-        }
-        return try go(0, [])
-    }
-
-    private static func writeLines(_ file: TextFile, to path: String) throws {
-        var data = Data()
-        data.reserveCapacity(file.bytes.count + file.lineCount)
-        file.bytes.withUnsafeBytes { raw in
-            for r in file.lines {
-                data.append(contentsOf: UnsafeRawBufferPointer(rebasing: raw[r]))
-                data.append(0x0A)
-            }
-        }
-        do { try data.write(to: URL(fileURLWithPath: path), options: .atomic) } catch {
-            throw PreprocessError("cannot write '\(path)': \(error.localizedDescription)")
-        }
     }
 
     static func absolutePath(_ path: String) -> String {

@@ -59,13 +59,14 @@ public enum Benchmarks {
             throw TrainingError.badConfig("\(dataDirectory) has no training split")
         }
         let source = try TokenDataset(path: dataDirectory + "/" + s.dataset), target = try TokenDataset(path: dataDirectory + "/" + t.dataset)
-        let order = Batcher.epochBatches(sourceLengths: source.lengths, targetLengths: target.lengths, size: .sentences(batchSize),
+        let order = Batcher.epochBatches(sourceLengths: try source.sentenceLengths(), targetLengths: try target.sentenceLengths(), size: .sentences(batchSize),
                                          seed: 1, epoch: 0)
         var config = ModelConfig.reference(vocabSize: vs)
         config.targetVocabSize = vt
         config.sharedEmbeddings = manifest.sentencepiece.joint
-        let data = order.prefix(batches).map { indices in
-            Batch(sources: indices.map { Array(source.tokens($0)) }, targets: indices.map { Array(target.tokens($0)) })
+        let data = (0..<min(batches, order.count)).map { k in
+            let indices = order[k].map { Int($0) }
+            return Batch(sources: indices.map { Array(source.tokens($0)) }, targets: indices.map { Array(target.tokens($0)) })
         }
         return (config, data)
     }

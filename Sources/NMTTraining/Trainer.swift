@@ -111,7 +111,7 @@ public final class Trainer {
     public private(set) var state: TrainingState
     let trainSource: TokenSequences, trainTarget: TokenSequences
     let validSource: TokenSequences?, validTarget: TokenSequences?
-    let sourceLengths: [Int], targetLengths: [Int]
+    let sourceLengths: [UInt16], targetLengths: [UInt16]
     /// Receives every event (the command prints the status line from these).
     public var onEvent: (TrainingEvent) -> Void = { _ in }
     /// Computes validation BLEU for the current weights (decoding, detokenizing and scoring live with the caller).
@@ -133,8 +133,8 @@ public final class Trainer {
         self.trainTarget = trainTarget
         self.validSource = validSource
         self.validTarget = validTarget
-        sourceLengths = (0..<trainSource.count).map { trainSource.tokens($0).count }
-        targetLengths = (0..<trainTarget.count).map { trainTarget.tokens($0).count }
+        sourceLengths = try trainSource.sentenceLengths()
+        targetLengths = try trainTarget.sentenceLengths()
         adam = Adam(parameterCount: model.parameters.count)
         state = TrainingState(rng: RandomSource(seed: options.seed ^ 0x5EED),
                               schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
@@ -275,8 +275,8 @@ public final class Trainer {
                                                size: options.batchSize, seed: options.seed, epoch: state.epoch)
             while state.batchInEpoch < batches.count {
                 let indices = batches[state.batchInEpoch]
-                let batch = Batch(sources: indices.map { Array(trainSource.tokens($0)) },
-                                  targets: indices.map { Array(trainTarget.tokens($0)) })
+                let batch = Batch(sources: try indices.map { try trainSource.readTokens(Int($0)) },
+                                  targets: try indices.map { try trainTarget.readTokens(Int($0)) })
                 let result = model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &state.rng)
                 state.batchInEpoch += 1
                 state.update += 1
@@ -325,7 +325,8 @@ public final class Trainer {
 
     /// Allocates the workspaces for the largest batch the data can produce, before the first timed update.
     func warmUpWorkspaces() {
-        guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max(), let t = targetLengths.max() else { return }
+        guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max().map(Int.init),
+              let t = targetLengths.max().map(Int.init) else { return }
         model.warmUp(sentences: min(size, sourceLengths.count), sourceLength: s, targetLength: t, dropout: options.dropout,
                      labelSmoothing: options.labelSmoothing)
     }

@@ -28,7 +28,7 @@ struct Main: ParsableCommand {
         abstract: "Raw parallel text -> SentencePiece model(s) and binary token datasets for mt-train.",
         discussion: """
         Reads PREFIX.LANG (or PREFIX.LANG.gz) for each prefix and both languages, trains SentencePiece \
-        on the training text, encodes every split, drops training pairs as Moses' clean-corpus-n does \
+        on a sample of the training text (--input-sentence-size), encodes every split on all cores, drops training pairs as Moses' clean-corpus-n does \
         (empty side, longer than --max-length subwords, length ratio above --length-ratio; validation \
         and test lines are never dropped) and writes into --destdir: spm*.model/.vocab, SPLIT.LANG.bin \
         token datasets, SPLIT.LANG.txt raw text for valid/test, and manifest.json (see docs/data-format.md).
@@ -36,6 +36,10 @@ struct Main: ParsableCommand {
         A --destdir holding a different preprocessing (or files without a manifest) is refused unless \
         --force is given; re-running the identical command (same options, same input files and contents) \
         is accepted and regenerates the outputs.
+
+        Memory stays bounded whatever the corpus size: inputs are streamed in chunks of lines, twice \
+        (once to check, count and sample them, once to encode them). Progress goes to stderr: one \
+        updating line on a terminal, a line every 10 seconds otherwise; --quiet silences it.
         """)
 
     @Option(name: [.customShort("s"), .customLong("source-lang")], help: "Source language code (file suffix), e.g. en.")
@@ -78,8 +82,8 @@ struct Main: ParsableCommand {
     @Option(name: .customLong("length-ratio"), help: "Drop training pairs whose subword lengths differ by more than this factor (1 to \(Int(Self.maxLengthRatio))).")
     var lengthRatio: Double = 9
 
-    @Option(name: .customLong("input-sentence-size"), help: "At most this many sentences (sampled) train each SentencePiece model; 0 = all (at most \(Self.maxInputSentenceSize)).")
-    var inputSentenceSize: Int = 2_000_000
+    @Option(name: .customLong("input-sentence-size"), help: "At most this many training sentences, sampled uniformly, train each SentencePiece model; this bounds mt-preprocess's memory whatever the corpus size (about 0.4 GB per million sentences of 60-70 bytes). 0 = all of them, so memory grows with the corpus (at most \(Self.maxInputSentenceSize)).")
+    var inputSentenceSize: Int = 1_000_000
 
     /// Threads for SentencePiece training and encoding.
     @OptionGroup var threads: ThreadsOption
@@ -117,9 +121,12 @@ struct Main: ParsableCommand {
             characterCoverage: characterCoverage, maxLength: maxLength, lengthRatio: lengthRatio,
             inputSentenceSize: inputSentenceSize, threads: threads.count, force: force)
         let quiet = self.quiet
-        let preprocessor = Preprocessor(options: options) { message in
-            if !quiet { StandardError.write("mt-preprocess: " + message + "\n") }
-        }
+        let line = ProgressLine()
+        let preprocessor = Preprocessor(options: options, log: { message in
+            if !quiet { line.note("mt-preprocess: " + message) }
+        }, progress: { message in
+            if !quiet { line.update("mt-preprocess: " + message) }
+        })
         try Failure.reported(by: "mt-preprocess") { print(try preprocessor.run().summary) }
     }
 }

@@ -150,7 +150,7 @@ final class PreprocessTests: XCTestCase {
         let c = try makeCorpus()
         let dest = try tempDir("out") + "/data"
         var messages: [String] = []
-        let p = Preprocessor(options: options(c, dest: dest)) { messages.append($0) }
+        let p = Preprocessor(options: options(c, dest: dest), log: { messages.append($0) })
         let result = try p.run()
         let m = result.manifest
         XCTAssertFalse(messages.isEmpty)
@@ -210,6 +210,52 @@ final class PreprocessTests: XCTestCase {
         let trainEn = try XCTUnwrap(loaded.request.inputs.first { $0.split == "train" && $0.lang == "en" })
         XCTAssertEqual(trainEn.lines, 312)
         XCTAssertEqual(trainEn.bytes, try FileManager.default.attributesOfItem(atPath: c.dir + "/train.en")[.size] as? Int)
+    }
+
+    /// The split is streamed: read 3 lines at a time, in reads of 7 bytes (shorter than most lines), it
+    /// must give the same files, byte for byte, as read whole in one chunk. The corpus has the cases a
+    /// chunk boundary could break: CRLF endings, a byte-order mark, empty lines, a last line without a
+    /// newline, a gzipped side, and more lines than the sample for SentencePiece.
+    func testChunkedStreamingGivesTheSameFilesAsOneChunk() throws {
+        let c = try makeCorpus(seed: 11)
+        func rewrite(_ path: String, _ change: (Data) -> Data) throws {
+            let url = URL(fileURLWithPath: path)
+            try change(try Data(contentsOf: url)).write(to: url)
+        }
+        try rewrite(c.dir + "/train.en") { Data([0xEF, 0xBB, 0xBF]) + $0.dropLast() }  // BOM; no final newline
+        try rewrite(c.dir + "/train.de") { Data(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\n", with: "\r\n").utf8) }
+        let gzip = Process()
+        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
+        gzip.arguments = ["-c", "gzip -9 '\(c.dir)/valid.de'"]
+        try gzip.run()
+        gzip.waitUntilExit()
+        XCTAssertEqual(gzip.terminationStatus, 0)
+
+        var outputs: [[String: Data]] = []
+        for (chunkLines, blockSize) in [(1 << 20, 1 << 20), (3, 7)] {
+            let dest = try tempDir("stream-\(chunkLines)")
+            var o = options(c, dest: dest)
+            o.inputSentenceSize = 200  // fewer than the 600 training lines: the reservoir replaces sentences
+            let p = Preprocessor(options: o)
+            p.chunkLines = chunkLines
+            p.readBlockSize = blockSize
+            let m = try p.run().manifest
+            XCTAssertEqual(m.sentencepiece.trainingSentences["en"], 200)
+            var files: [String: Data] = [:]
+            for name in try FileManager.default.contentsOfDirectory(atPath: dest) where name != "manifest.json" {
+                files[name] = try Data(contentsOf: URL(fileURLWithPath: dest + "/" + name))
+            }
+            XCTAssertEqual(files.count, 16)
+            outputs.append(files)
+            // The streamed text keeps what the reader strips: no BOM, no CR, every line.
+            let en = try TokenDataset(path: dest + "/train.en.bin")
+            XCTAssertEqual(en.count, 300)
+            let sp = try SentencePiece(modelPath: dest + "/spm.model")
+            XCTAssertEqual(try sp.decode(Array(en.tokens(0))), c.keptTrain[0].0)
+            XCTAssertEqual(try sp.decode(Array(en.tokens(299))), c.keptTrain[299].0)
+            XCTAssertEqual(try String(contentsOfFile: dest + "/valid.de.txt", encoding: .utf8), c.validLines.map { $0 + "\n" }.joined())
+        }
+        for (name, data) in outputs[0] { XCTAssertEqual(outputs[1][name], data, "\(name) differs when streamed in small chunks") }
     }
 
     /// `--max-length N` keeps a pair whose longer side has exactly N pieces and drops N + 1, as Moses'
@@ -301,7 +347,7 @@ final class PreprocessTests: XCTestCase {
             XCTAssertTrue(message.contains("invalid UTF-8 in '\(c.dir)/test2.de' line 5,"), message)
         }
         // The validator itself: valid, overlong, surrogate, truncated, above U+10FFFF.
-        func check(_ b: [UInt8]) -> Int? { b.withUnsafeBufferPointer { TextFile.firstInvalidUTF8($0) } }
+        func check(_ b: [UInt8]) -> Int? { b.withUnsafeBufferPointer { LineReader.firstInvalidUTF8($0) } }
         XCTAssertNil(check(Array("plain ascii text, long enough for the fast path".utf8)))
         XCTAssertNil(check(Array("größer 中文 🙂 €".utf8)))
         XCTAssertEqual(check([0x61, 0xC0, 0xAF]), 1)
