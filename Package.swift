@@ -38,6 +38,7 @@ let package = Package(
         .executable(name: "mt-translate", targets: ["mt-translate"]),
         .executable(name: "mt-bleu", targets: ["mt-bleu"]),
         .executable(name: "mt-bench", targets: ["mt-bench"]),
+        .executable(name: "mt-average", targets: ["mt-average"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -78,6 +79,7 @@ let package = Package(
         program("mt-translate", ["NMTSearch", "NMTTensor"]),
         program("mt-bleu", ["NMTMetrics"]),
         program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor"]),
+        program("mt-average", ["NMTModelFiles"]),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",

@@ -7,6 +7,7 @@
 #   MULTI30K_TOK=1  use the lowercased, tokenized files (tok/*.lc.norm.tok.LANG.gz, from MULTI30K_FROM's
 #                   sibling tok/ directory) and score with --tokenize none, as published papers do
 #   MAX_MINUTES     training time limit (default 90)
+#   TRAIN_ARGS      more mt-train flags, over scripts/multi30k.yaml (e.g. "--exponential-smoothing 0.999")
 #   WORK            working directory (default runs/multi30k-SRC-TGT[-tok])
 #   STAGES          which stages to run (default "data preprocess train test")
 set -euo pipefail
@@ -44,7 +45,7 @@ fi
 
 if [[ " $stages " == *" train "* ]]; then
     "$bin/mt-train" --data "$work/data" --model-dir "$work/model" --config scripts/multi30k.yaml \
-        --max-minutes "${MAX_MINUTES:-90}" --overwrite 2>&1 | tee "$work/train.log"
+        --max-minutes "${MAX_MINUTES:-90}" ${TRAIN_ARGS:-} --overwrite 2>&1 | tee "$work/train.log"
 fi
 
 if [[ " $stages " == *" test "* ]]; then

@@ -115,3 +115,14 @@ enum ModelError: Error, CustomStringConvertible {
         }
     }
 }
+
+extension ModelConfig {
+    /// The first field (in declaration order) whose value differs from `other`'s: its name and both
+    /// values, for error messages; nil when the two are equal.
+    package func firstDifference(from other: ModelConfig) -> (field: String, value: String, otherValue: String)? {
+        for (x, y) in zip(Mirror(reflecting: self).children, Mirror(reflecting: other).children) where "\(x.value)" != "\(y.value)" {
+            return (x.label ?? "?", "\(x.value)", "\(y.value)")
+        }
+        return nil
+    }
+}

@@ -234,7 +234,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// vocabulary.json.
-    private func vocabularyFiles() throws -> VocabularyFiles {
+    func vocabularyFiles() throws -> VocabularyFiles {
         let file = path + "/" + Self.vocabularyFile
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.vocabularyFile) is missing")

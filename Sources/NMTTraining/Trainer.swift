@@ -106,6 +106,8 @@ public final class Trainer {
     let options: TrainingOptions
     public let model: Seq2Seq
     let adam: Adam
+    /// The weights' moving average, when `--exponential-smoothing` is on.
+    let smoothing: ExponentialSmoothing?
     let directory: String
     let files: ModelDirectory
     public private(set) var state: TrainingState
@@ -136,6 +138,7 @@ public final class Trainer {
         sourceLengths = try trainSource.sentenceLengths()
         targetLengths = try trainTarget.sentenceLengths()
         adam = Adam(parameterCount: model.parameters.count)
+        smoothing = options.exponentialSmoothing > 0 ? ExponentialSmoothing(decay: options.exponentialSmoothing, weights: model.parameters) : nil
         state = TrainingState(rng: RandomSource(seed: options.seed ^ 0x5EED),
                               schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
                                                              warmup: options.warmup, factor: options.decayFactor,
@@ -146,6 +149,8 @@ public final class Trainer {
     // MARK: Checkpoints
 
     static let stateFile = "state.json", optimizerFile = "optimizer.safetensors"
+    /// The tensor of `optimizerFile` that holds the weights' moving average.
+    static let smoothedWeights = "exponential-smoothing"
 
     /// Restores weights, optimizer moments, schedule, random state and data position from the checkpoint `last`.
     func resume(from source: String) throws {
@@ -162,6 +167,12 @@ public final class Trainer {
             }
             t.values.withUnsafeBufferPointer { buffer.pointer.update(from: $0.baseAddress!, count: t.values.count) }
         }
+        if let smoothing {
+            guard let t = moments[Self.smoothedWeights], t.values.count == model.parameters.count else {
+                throw TrainingError.checkpoint("\(from.lastPath)/\(Self.optimizerFile) lacks the weights' moving average (\(Self.smoothedWeights))")
+            }
+            t.values.withUnsafeBufferPointer { smoothing.smoothed.pointer.update(from: $0.baseAddress!, count: t.values.count) }
+        }
         let (saved, file) = try from.checkpointJSON(Self.stateFile, as: TrainingState.self)
         try saved.check(file: file, options: options)
         state = saved
@@ -171,24 +182,32 @@ public final class Trainer {
     }
 
     static func difference(_ a: ModelConfig, _ b: ModelConfig) -> String {
-        let mirrorA = Mirror(reflecting: a), mirrorB = Mirror(reflecting: b)
-        for (x, y) in zip(mirrorA.children, mirrorB.children) where "\(x.value)" != "\(y.value)" {
-            return "\(x.label ?? "?") = \(x.value) (options: \(y.value))"
-        }
-        return "a different configuration"
+        guard let d = a.firstDifference(from: b) else { return "a different configuration" }
+        return "\(d.field) = \(d.value) (options: \(d.otherValue))"
     }
 
     /// Writes the full training state as the model directory's checkpoint `last`.
     func saveLast() throws {
-        let moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
+        var moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
                        SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
+        if let smoothing {
+            moments.append(SafeTensors.Tensor(name: Self.smoothedWeights, shape: [model.parameters.count], values: smoothing.smoothed.array))
+        }
         try files.saveCheckpoint(update: state.update, model: model,
                                  files: [(Self.optimizerFile, try SafeTensors.encode(moments)),
                                          (Self.stateFile, try ModelDirectory.prettyJSON(state))])
     }
 
+    /// Writes the weights that are validated (the moving average, when on) as the model.
     func saveBest() throws {
-        try files.saveModel(model, dtype: options.halfPrecisionWeights ? .f16 : .f32)
+        try withValidatedWeights { try files.saveModel(model, dtype: options.halfPrecisionWeights ? .f16 : .f32) }
+    }
+
+    /// Runs `body` with the weights that validation judges and the model keeps: the moving average when
+    /// `--exponential-smoothing` is on, else the weights themselves.
+    func withValidatedWeights<R>(_ body: () throws -> R) rethrows -> R {
+        guard let smoothing else { return try body() }
+        return try smoothing.withSmoothedWeights(in: model.parameters, body)
     }
 
     // MARK: Logging
@@ -297,6 +316,7 @@ public final class Trainer {
                     continue
                 }
                 consecutiveBad = 0
+                smoothing?.update(from: model.parameters)
                 windowLoss += result.lossSum
                 windowTokens += result.tokens
 
@@ -334,8 +354,7 @@ public final class Trainer {
     /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.
     /// Returns true when early stopping says to stop.
     func validateAndCheckpoint() throws -> Bool {
-        let validation = validationLoss()
-        let bleu = try validationBLEU?(model)
+        let (validation, bleu) = try withValidatedWeights { (validationLoss(), try validationBLEU?(model)) }
         // Higher is better: BLEU when there is a scorer, else the negated validation loss.
         let score = bleu ?? validation.map { -$0.loss }
         var improved = true

@@ -173,6 +173,8 @@ extension TrainingOptions {
         .init("label-smoothing", .optimization, \.labelSmoothing, .from(0, below: 1), "Label smoothing epsilon."),
         .init("dropout", .optimization, \.dropout, .from(0, below: 1), "Dropout rate."),
         .init("seed", .optimization, \.seed, "Random seed (data order, initialization, dropout)."),
+        .init("exponential-smoothing", .optimization, \.exponentialSmoothing, .from(0, below: 1),
+              "Keep a moving average of the weights, w <- d*w + (1-d)*weights after each update, for validation and the saved model (last/ keeps the raw weights). 0: off; 0.999 averages over about the last 1,000 updates."),
 
         .init("max-updates", .duration, \.maxUpdates, .range(0...maxUpdates), "Stop after this many updates (0: no limit)."),
         .init("max-epochs", .duration, \.maxEpochs, .range(0...1_000_000), "Stop after this many epochs (0: no limit)."),

@@ -32,6 +32,8 @@ public struct TrainingOptions: Equatable, Sendable {
     var labelSmoothing: Float = 0.1
     var dropout: Float = 0.3
     var seed: UInt64 = 1
+    /// The decay of the weights' moving average (0: none).
+    var exponentialSmoothing: Float = 0
     // Duration and validation.
     var maxUpdates = 0
     var maxEpochs = 0

@@ -54,6 +54,58 @@ final class TrainerTests: XCTestCase {
         XCTAssertEqual(resumed.model.parameters.storage.array, straight.model.parameters.storage.array)
     }
 
+    /// The moving average follows its formula, swaps in and out of the model exactly, is what validation
+    /// judges and the model directory keeps, and resumes exactly.
+    func testExponentialSmoothing() throws {
+        // The formula, on the tiny model's weights.
+        let probe = try Self.makeTrainer(Self.tinyOptions(), directory: temporaryDirectory())
+        let weights = probe.model.parameters
+        let before = weights.storage.array
+        let smoothing = ExponentialSmoothing(decay: 0.75, weights: weights)
+        for i in 0..<weights.count { weights.storage[i] += 1 }
+        smoothing.update(from: weights)
+        let after = weights.storage.array
+        XCTAssertEqual(smoothing.smoothed.array, zip(before, after).map { 0.75 * $0 + 0.25 * $1 })
+        let seen = smoothing.withSmoothedWeights(in: weights) { weights.storage.array }
+        XCTAssertEqual(seen, smoothing.smoothed.array)
+        XCTAssertEqual(weights.storage.array, after, "the raw weights come back")
+
+        // A run: validated and saved weights are the average; last/ keeps the raw weights and the average.
+        var options = Self.tinyOptions()
+        options.exponentialSmoothing = 0.9
+        options.keepBest = false  // the model written at the end: the final average
+        let directory = temporaryDirectory()
+        let trainer = try Self.makeTrainer(options, directory: directory)
+        var validationLosses: [Double] = []
+        trainer.onEvent = { if $0.kind == .valid, let l = $0.loss { validationLosses.append(l) } }
+        try trainer.run()
+        let average = try XCTUnwrap(trainer.smoothing).smoothed.array
+        XCTAssertNotEqual(average, trainer.model.parameters.storage.array)
+        let (checkpoint, _) = try SafeTensors.decode(try ModelDirectory(directory).checkpointFile(Trainer.optimizerFile), path: "optimizer")
+        XCTAssertEqual(checkpoint[Trainer.smoothedWeights]?.values, average)
+        let saved = try Self.makeTrainer(options, directory: temporaryDirectory())
+        try ModelDirectory(directory).loadWeights(into: saved.model)
+        XCTAssertEqual(saved.model.parameters.storage.array, average, "the model directory holds the average")
+        let raw = try Self.makeTrainer(options, directory: temporaryDirectory())
+        try ModelDirectory(directory).loadCheckpointWeights(into: raw.model)
+        XCTAssertEqual(raw.model.parameters.storage.array, trainer.model.parameters.storage.array, "last/ holds the raw weights")
+        let averageLoss = try XCTUnwrap(trainer.withValidatedWeights { trainer.validationLoss() }).loss
+        let rawLoss = try XCTUnwrap(trainer.validationLoss()).loss
+        XCTAssertEqual(validationLosses.last, averageLoss, "validation judged the average")
+        XCTAssertNotEqual(averageLoss, rawLoss)
+
+        // Resume: the same raw weights and the same average as a run without a stop.
+        let resumedDirectory = temporaryDirectory()
+        var firstHalf = options
+        firstHalf.maxUpdates = 20
+        try Self.makeTrainer(firstHalf, directory: resumedDirectory).run()
+        let resumed = try Self.makeTrainer(options, directory: resumedDirectory)
+        try resumed.resume(from: resumedDirectory)
+        try resumed.run()
+        XCTAssertEqual(resumed.model.parameters.storage.array, trainer.model.parameters.storage.array)
+        XCTAssertEqual(resumed.smoothing?.smoothed.array, average)
+    }
+
     func testCheckpointRoundTripAndMismatchErrors() throws {
         let directory = temporaryDirectory()
         let trainer = try Self.makeTrainer(Self.tinyOptions(), directory: directory)
