@@ -221,7 +221,8 @@ public struct ModelDirectory: Sendable {
 
     /// The source and target SentencePiece models (one object when the vocabulary is joint). A checkpoint
     /// (`last-N`) has none of its own: it uses its model directory's.
-    package func loadVocabulary() throws -> (files: VocabularyFiles, source: SentencePiece, target: SentencePiece) {
+    /// `directory` is where the files are (the run's, for a checkpoint).
+    package func loadVocabulary() throws -> (files: VocabularyFiles, directory: String, source: SentencePiece, target: SentencePiece) {
         let checkpointOf = (path as NSString).deletingLastPathComponent
         if (path as NSString).lastPathComponent.hasPrefix(Self.lastLink + "-"),
            !FileManager.default.fileExists(atPath: path + "/" + Self.vocabularyFile) {
@@ -230,7 +231,7 @@ public struct ModelDirectory: Sendable {
         let files = try vocabularyFiles()
         let source = try SentencePiece(modelPath: path + "/" + files.sourceModel)
         let target = files.targetModel == files.sourceModel ? source : try SentencePiece(modelPath: path + "/" + files.targetModel)
-        return (files, source, target)
+        return (files, path, source, target)
     }
 
     /// vocabulary.json.
@@ -356,11 +357,11 @@ public struct ModelDirectory: Sendable {
 
 /// Which SentencePiece models a model directory uses (`vocabulary.json`).
 package struct VocabularyFiles: Codable, Equatable, Sendable {
-    var sourceLang: String
-    var targetLang: String
+    package var sourceLang: String
+    package var targetLang: String
     /// File names inside the model directory (the same file when the vocabulary is joint).
-    var sourceModel: String
-    var targetModel: String
+    package var sourceModel: String
+    package var targetModel: String
 
     init(sourceLang: String, targetLang: String, sourceModel: String, targetModel: String) {
         self.sourceLang = sourceLang

@@ -15,28 +15,60 @@ public struct Translation: Sendable {
     public var sourcePieces: [String]
 }
 
-/// Raw text in, raw text out: SentencePiece encoding, batched beam search, decoding.
+/// Raw text in, raw text out: SentencePiece encoding, batched beam search, decoding. With several
+/// models, an ensemble (`EnsembleDecoder`).
 public final class Translator {
-    let model: Seq2Seq
+    let models: [Seq2Seq]
     let source: SentencePiece
     public let target: SentencePiece
     let search: BeamSearch
 
-    init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
-        guard source.vocabularySize == model.config.sourceVocabSize, target.vocabularySize == model.config.targetVocabSize else {
-            throw ModelDirectory.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
-                                            + "do not match the model's \(model.config.sourceVocabSize)/\(model.config.targetVocabSize)")
+    init(models: [Seq2Seq], source: SentencePiece, target: SentencePiece) throws {
+        for model in models {
+            guard source.vocabularySize == model.config.sourceVocabSize, target.vocabularySize == model.config.targetVocabSize else {
+                throw ModelDirectory.Error.mismatch("vocabulary sizes \(source.vocabularySize)/\(target.vocabularySize) of the SentencePiece models "
+                                                + "do not match the model's \(model.config.sourceVocabSize)/\(model.config.targetVocabSize)")
+            }
         }
-        self.model = model
+        self.models = models
         self.source = source
         self.target = target
-        search = BeamSearch(model: model)
+        let decoders: [any IncrementalDecoding] = models.map { IncrementalDecoder(model: $0) }
+        search = BeamSearch(decoder: decoders.count == 1 ? decoders[0] : EnsembleDecoder(members: decoders))
+    }
+
+    convenience init(model: Seq2Seq, source: SentencePiece, target: SentencePiece) throws {
+        try self.init(models: [model], source: source, target: target)
+    }
+
+    /// An ensemble of the models of several directories (one directory: that model alone). They must use
+    /// the same SentencePiece models, byte for byte: they decode the same source ids into the same target
+    /// ids; the first difference is reported with both files.
+    public convenience init(modelDirectories: [String]) throws {
+        precondition(!modelDirectories.isEmpty)
+        let loaded = try modelDirectories.map { try Self.load($0) }
+        let first = loaded[0]
+        for (directory, other) in zip(modelDirectories, loaded).dropFirst() {
+            for (side, mine, theirs) in [("source", first.sourceFile, other.sourceFile), ("target", first.targetFile, other.targetFile)] {
+                guard FileManager.default.contents(atPath: mine) == FileManager.default.contents(atPath: theirs) else {
+                    throw ModelDirectory.Error.mismatch("the models of an ensemble must share their vocabularies, but the \(side) "
+                                                        + "SentencePiece models \(mine) and \(theirs) differ (\(directory))")
+                }
+            }
+        }
+        try self.init(models: loaded.map(\.model), source: first.source, target: first.target)
     }
 
     /// Loads a model directory written by mt-train. A checkpoint (`DIR/last`) loads too, from where the
     /// link points at this moment; when training switches `last` twice while this loads and its checkpoint
     /// goes, it loads the new one instead.
     public convenience init(modelDirectory: String) throws {
+        try self.init(modelDirectories: [modelDirectory])
+    }
+
+    private typealias Loaded = (model: Seq2Seq, source: SentencePiece, target: SentencePiece, sourceFile: String, targetFile: String)
+
+    private static func load(_ modelDirectory: String) throws -> Loaded {
         var attempts = 0
         while true {
             let resolved = realpath(modelDirectory, nil).map { path in
@@ -47,8 +79,8 @@ public final class Translator {
             do {
                 try directory.checkExists()
                 let vocabulary = try directory.loadVocabulary()
-                try self.init(model: try directory.loadModel(), source: vocabulary.source, target: vocabulary.target)
-                return
+                return (try directory.loadModel(), vocabulary.source, vocabulary.target,
+                        vocabulary.directory + "/" + vocabulary.files.sourceModel, vocabulary.directory + "/" + vocabulary.files.targetModel)
             } catch {
                 attempts += 1
                 let checkpointWentAway = resolved != modelDirectory && !FileManager.default.fileExists(atPath: resolved)

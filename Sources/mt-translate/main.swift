@@ -29,8 +29,11 @@ struct Translate: ParsableCommand {
     static let maxBeamSize = 100, maxBatchSize = 1024, maxSourceLength = 1000, maxOutputLength = 2000, maxHypotheses = 6400
     static let maxLengthRatio: Float = 10, maxLengthPenalty: Float = 10
 
-    @Option(name: .customLong("model"), help: ArgumentHelp("Model directory written by mt-train.", valueName: "DIR"))
-    var model: String
+    @Option(name: .customLong("model"), help: ArgumentHelp("""
+        Model directory written by mt-train. Repeated: an ensemble, which averages the models' log-probabilities at each \
+        step (the models must share their SentencePiece models; alignments come from the first).
+        """, valueName: "DIR"))
+    var model: [String] = []
 
     @Option(help: "Beam size (1: greedy; at most \(Self.maxBeamSize)).")
     var beamSize = 5
@@ -72,6 +75,7 @@ struct Translate: ParsableCommand {
     var stats = false
 
     func validate() throws {
+        guard !model.isEmpty else { throw ValidationError("Missing expected argument '--model <DIR>'") }
         guard (1...Self.maxBeamSize).contains(beamSize) else { throw ValidationError("--beam-size must be from 1 to \(Self.maxBeamSize)") }
         guard nBest >= 0, nBest <= beamSize else { throw ValidationError("--n-best must be between 0 and --beam-size (\(beamSize))") }
         guard (1...Self.maxBatchSize).contains(batchSize) else { throw ValidationError("--batch-size must be from 1 to \(Self.maxBatchSize)") }
@@ -104,7 +108,7 @@ struct Translate: ParsableCommand {
         let input = try LineStream()
         if let heatmap { try StandardOutput.checkWritable(heatmap) }
         BLAS.threads = threads.count
-        let translator = try Failure.during("cannot load the model") { try Translator(modelDirectory: model) }
+        let translator = try Failure.during("cannot load the model") { try Translator(modelDirectories: model) }
         let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
                                        maxOutputLength: maxOutputLength, nBest: max(1, nBest), alignments: alignment || heatmap != nil)
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
