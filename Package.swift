@@ -39,6 +39,7 @@ let package = Package(
         .executable(name: "mt-bleu", targets: ["mt-bleu"]),
         .executable(name: "mt-bench", targets: ["mt-bench"]),
         .executable(name: "mt-average", targets: ["mt-average"]),
+        .executable(name: "mt-score", targets: ["mt-score"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -80,6 +81,7 @@ let package = Package(
         program("mt-bleu", ["NMTMetrics"]),
         program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor"]),
         program("mt-average", ["NMTModelFiles"]),
+        program("mt-score", ["NMTSearch", "NMTTensor"]),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",

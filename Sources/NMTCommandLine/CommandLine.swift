@@ -69,7 +69,7 @@ public enum Failure {
     }
 
     /// Writes `PROGRAM: error: message` to standard error.
-    static func printError(_ program: String, _ message: String) {
+    public static func printError(_ program: String, _ message: String) {
         StandardError.write("\(program): error: \(message)\n")
     }
 

@@ -16,6 +16,8 @@ public final class LineStream: @unchecked Sendable {
     private var failure: ReadError?
     private let descriptor: Int32
     private let name: String
+    /// Tabs stay tabs (mt-score's lines are source TAB target); otherwise they become spaces.
+    private let keepsTabs: Bool
 
     /// A failed read of the stream: "cannot read standard input: Is a directory".
     public struct ReadError: Error, CustomStringConvertible {
@@ -24,9 +26,10 @@ public final class LineStream: @unchecked Sendable {
     }
 
     /// Throws at once when the descriptor is closed or a directory, so a program fails before its work.
-    public init(fileDescriptor: Int32 = 0, name: String = "standard input") throws {
+    public init(fileDescriptor: Int32 = 0, name: String = "standard input", keepingTabs: Bool = false) throws {
         descriptor = fileDescriptor
         self.name = name
+        keepsTabs = keepingTabs
         var status = stat()
         if fstat(descriptor, &status) != 0 { throw ReadError(name: name, code: errno) }
         if status.st_mode & S_IFMT == S_IFDIR { throw ReadError(name: name, code: EISDIR) }
@@ -36,14 +39,17 @@ public final class LineStream: @unchecked Sendable {
     }
 
     /// Repairs one raw line (without its "\n").
-    static func clean(_ bytes: ArraySlice<UInt8>) -> String {
+    static func clean(_ bytes: ArraySlice<UInt8>, keepingTabs: Bool = false) -> String {
         let text = String(decoding: bytes, as: UTF8.self)
-        guard text.utf8.contains(where: { $0 == 0 || $0 == 9 || $0 == 13 }) else { return text }
-        return String(String.UnicodeScalarView(text.unicodeScalars.map { ($0 == "\0" || $0 == "\t" || $0 == "\r") ? " " : $0 }))
+        guard text.utf8.contains(where: { $0 == 0 || ($0 == 9 && !keepingTabs) || $0 == 13 }) else { return text }
+        return String(String.UnicodeScalarView(text.unicodeScalars.map {
+            ($0 == "\0" || ($0 == "\t" && !keepingTabs) || $0 == "\r") ? " " : $0
+        }))
     }
 
     private func readAll() {
         var splitter = LineSplitter()
+        splitter.keepsTabs = keepsTabs
         var buffer = [UInt8](repeating: 0, count: 1 << 16)
         while true {
             let n = buffer.withUnsafeMutableBytes { read(descriptor, $0.baseAddress, $0.count) }
@@ -85,6 +91,7 @@ public final class LineStream: @unchecked Sendable {
 struct LineSplitter {
     /// The start of a line whose "\n" has not arrived yet.
     private var carry: [UInt8] = []
+    var keepsTabs = false
 
     /// The lines completed by `chunk`, the first one prefixed with the bytes carried from before.
     mutating func lines(in chunk: ArraySlice<UInt8>) -> [String] {
@@ -92,10 +99,10 @@ struct LineSplitter {
         var start = chunk.startIndex
         for i in chunk.indices where chunk[i] == 10 {
             if carry.isEmpty {
-                lines.append(LineStream.clean(chunk[start..<i]))
+                lines.append(LineStream.clean(chunk[start..<i], keepingTabs: keepsTabs))
             } else {
                 carry.append(contentsOf: chunk[start..<i])
-                lines.append(LineStream.clean(carry[...]))
+                lines.append(LineStream.clean(carry[...], keepingTabs: keepsTabs))
                 carry.removeAll(keepingCapacity: true)
             }
             start = i + 1
@@ -107,6 +114,6 @@ struct LineSplitter {
     /// The last line when the input ended without "\n"; nil when nothing is left.
     mutating func finish() -> String? {
         defer { carry.removeAll() }
-        return carry.isEmpty ? nil : LineStream.clean(carry[...])
+        return carry.isEmpty ? nil : LineStream.clean(carry[...], keepingTabs: keepsTabs)
     }
 }
