@@ -17,6 +17,8 @@ public struct BeamSearchOptions: Sendable {
     var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
     var alignments = false
+    /// Sample one translation per sentence instead of searching (`Sampling.swift`).
+    public var sampling: SamplingOptions?
 
     /// Far longer than the translation of an ordinary sentence (a few dozen pieces).
     public static let defaultMaxOutputLength = 256
@@ -65,8 +67,11 @@ package final class BeamSearch {
     /// The stages: start every sentence's rows, then step by step expand and select each sentence's
     /// beam, reorder the decoder's rows, and drop finished sentences; at the end, read the n-best lists
     /// off the tree of hypotheses.
-    func search(_ sources: [[Int32]], options: BeamSearchOptions) -> [[Hypothesis]] {
+    func search(_ sources: [[Int32]], options: BeamSearchOptions, sentenceIndices: [Int]? = nil) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
+        if let sampling = options.sampling {
+            return sample(sources, options: options, sampling: sampling, sentenceIndices: sentenceIndices ?? Array(sources.indices))
+        }
         let k = max(1, options.beamSize)
         decoder.start(sources: sources, beams: k)
         let maxLength = sources.map { min(Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset, options.maxOutputLength) }
@@ -107,9 +112,14 @@ package final class BeamSearch {
         let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
         let batches = Self.batches(order, lengths: ids.map(\.count), batchSize: batchSize, beamSize: max(1, options.beamSize))
         let threads = min(workers, batches.count)
+        // A sample depends on the last bits of the logits, and OpenBLAS's threads change those: sampling
+        // runs every batch on one BLAS thread (in parallel over batches), so that --threads cannot change it.
+        let blasThreadsBefore = BLAS.threads
+        if options.sampling != nil { BLAS.threads = 1 }
+        defer { BLAS.threads = blasThreadsBefore }
         guard threads > 1 else {
             for batch in batches {
-                for (i, list) in zip(batch, search(batch.map { ids[$0] }, options: options)) { results[i] = list }
+                for (i, list) in zip(batch, search(batch.map { ids[$0] }, options: options, sentenceIndices: batch)) { results[i] = list }
             }
             return results
         }
@@ -127,7 +137,7 @@ package final class BeamSearch {
                     return nextBatch < batches.count ? batches[nextBatch] : nil
                 }
                 guard let batch else { return }
-                let found = searches[worker].search(batch.map { ids[$0] }, options: options)
+                let found = searches[worker].search(batch.map { ids[$0] }, options: options, sentenceIndices: batch)
                 lock.withLock { for (i, list) in zip(batch, found) { results[i] = list } }
             }
         }

@@ -65,6 +65,18 @@ struct Translate: ParsableCommand {
     @Option(help: "The (1-based) input line whose attention --heatmap draws.")
     var heatmapLine = 1
 
+    @Flag(help: "Sample one translation per line (ancestral sampling, as for back-translation) instead of beam search. Lines go in groups of 8 x --batch-size, so that the output depends only on the input, --seed and --batch-size (a typed line waits for its group or the end of input).")
+    var sample = false
+
+    @Option(help: "With --sample: draw among the K most probable pieces only (0: the whole vocabulary).")
+    var topK = 0
+
+    @Option(help: "With --sample: divide the logits by T before the softmax (0.05 to 10; below 1 sharper, above 1 flatter).")
+    var temperature: Float = 1
+
+    @Option(help: "With --sample: the random seed. The same seed and input give the same output, whatever --threads and --batch-size.")
+    var seed: UInt64 = 1
+
     @Option(help: "Sentences per batch (at most \(Self.maxBatchSize)).")
     var batchSize = 64
 
@@ -92,6 +104,15 @@ struct Translate: ParsableCommand {
         guard (0...Self.maxLengthPenalty).contains(lengthPenalty) else {
             throw ValidationError("--length-penalty must be from 0 to \(Self.maxLengthPenalty)")
         }
+        if sample {
+            guard nBest <= 1, !alignment, heatmap == nil else {
+                throw ValidationError("--sample draws one translation per line: it goes with neither --n-best, --alignment nor --heatmap")
+            }
+            guard topK >= 0 else { throw ValidationError("--top-k must not be negative") }
+            guard temperature >= 0.05 && temperature <= 10 else { throw ValidationError("--temperature must be from 0.05 to 10") }
+        } else if topK != 0 || temperature != 1 || seed != 1 {
+            throw ValidationError("--top-k, --temperature and --seed go with --sample")
+        }
         guard heatmapLine >= 1 else { throw ValidationError("--heatmap-line must be at least 1") }
         guard batchSize * beamSize <= Self.maxHypotheses else {
             throw ValidationError("--batch-size times --beam-size must be at most \(Self.maxHypotheses), not \(batchSize) × \(beamSize)")
@@ -109,8 +130,9 @@ struct Translate: ParsableCommand {
         if let heatmap { try StandardOutput.checkWritable(heatmap) }
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectories: model) }
-        let search = BeamSearchOptions(beamSize: beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
+        var search = BeamSearchOptions(beamSize: sample ? 1 : beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
                                        maxOutputLength: maxOutputLength, nBest: max(1, nBest), alignments: alignment || heatmap != nil)
+        if sample { search.sampling = SamplingOptions(topK: topK, temperature: temperature, seed: seed) }
         let format = OutputFormat(nBest: nBest > 0, scores: scores, alignments: alignment)
         var heatmapSVG: String?
         var index = 0
@@ -119,7 +141,24 @@ struct Translate: ParsableCommand {
         let workers = BLAS.threads
         // Taking several batches' worth of waiting lines at once sorts them better by length and
         // keeps every worker busy; a typed line is still translated as soon as it arrives.
-        while let lines = try input.next(maximum: batchSize * workers * 8) {
+        // --sample translates fixed groups of lines (line numbers k·G to (k+1)·G), so that which lines share a
+        // batch, and hence the last bits of their logits, never depends on timing or --threads.
+        let sampleGroup = batchSize * 8
+        var waiting: [String] = [], ended = false
+        while true {
+            let lines: [String]
+            if sample {
+                while waiting.count < sampleGroup && !ended {
+                    if let more = try input.next(maximum: sampleGroup - waiting.count) { waiting += more } else { ended = true }
+                }
+                if waiting.isEmpty { break }
+                lines = Array(waiting.prefix(sampleGroup))
+                waiting.removeFirst(lines.count)
+            } else {
+                guard let more = try input.next(maximum: batchSize * workers * 8) else { break }
+                lines = more
+            }
+            search.sampling?.firstIndex = index
             let translations = try translator.translate(lines, options: search, batchSize: batchSize,
                                                         maxSourceLength: maxSourceLength, workers: workers)
             for translation in translations {
