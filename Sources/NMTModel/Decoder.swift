@@ -27,7 +27,7 @@ final class Decoder {
     let initialMean = FloatBuffer(count: 0)
     let keys = FloatBuffer(count: 0)
     let targetEmbedded = FloatBuffer(count: 0)
-    let embeddingDropout = Dropout()
+    let embeddingDropout = Dropout(site: 2)
     let gru1InputProjection = FloatBuffer(count: 0)
     let conditional = ConditionalGRUActivations()
     let deep = DeepOutput.Activations()
@@ -73,14 +73,14 @@ final class Decoder {
 
     /// Runs the decoder over the whole target prefix and leaves the logits [Tt·B, Vt] in `logits`.
     func forward(_ p: ParameterBuffer, annotations: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>, sourceSteps: Int,
-                 targetInput: UnsafePointer<Int32>, steps: Int, batch: Int, dropout: Float, rng: inout RandomSource) {
+                 targetInput: UnsafePointer<Int32>, steps: Int, batch: Int, dropout: DropoutKeys) {
         reserve(steps: steps, batch: batch, sourceSteps: sourceSteps)
         let rows = steps * batch, cgru = w.conditionalGRU, g = 3 * hidden
         w.initialState.forward(p, annotations: annotations, mask: sourceMask, sourceSteps: sourceSteps, batch: batch,
                                mean: initialMean.pointer, into: conditional.states.pointer)
         cgru.projectKeys(p, annotations: annotations, rows: sourceSteps * batch, into: keys.pointer)
         Embedding.forward(table: p[w.embedding], ids: targetInput, count: rows, width: embed, into: targetEmbedded.pointer)
-        embeddingDropout.forward(targetEmbedded.pointer, count: rows * embed, rate: dropout, rng: &rng)
+        embeddingDropout.forward(targetEmbedded.pointer, count: rows * embed, width: embed, keys: dropout)
         cgru.gru1.projectInputs(p, targetEmbedded.pointer, rows: rows, into: gru1InputProjection.pointer)
 
         cgru.fillQueryBias(p, into: conditional.queryBias.pointer)
@@ -96,7 +96,7 @@ final class Decoder {
             below = layer.output(0)
         }
         w.deepOutput.forward(p, rows: rows, top: topStates, embedded: targetEmbedded.pointer, context: conditional.contexts.pointer,
-                             dropout: dropout, rng: &rng, deep)
+                             dropout: dropout, deep)
     }
 
     /// Backward from dL/dlogits (left in `logits` by the loss), through the layers in reverse order.

@@ -16,7 +16,7 @@ struct DeepOutput: Sendable {
         let input = FloatBuffer(count: 0)          // U, its s_top part after dropout
         let hidden = FloatBuffer(count: 0)         // t before dropout
         let hiddenDropped = FloatBuffer(count: 0)  // t after dropout (written only when dropout is on)
-        let stateDropout = Dropout(), hiddenDropout = Dropout()
+        let stateDropout = Dropout(site: 3), hiddenDropout = Dropout(site: 4)
         /// The logits; the loss overwrites them with dL/dlogits.
         let logits = FloatBuffer(count: 0)
         let dHidden = FloatBuffer(count: 0)
@@ -38,20 +38,20 @@ struct DeepOutput: Sendable {
     }
 
     func forward(_ p: ParameterBuffer, rows: Int, top: UnsafePointer<Float>, embedded: UnsafePointer<Float>,
-                 context: UnsafePointer<Float>, dropout: Float, rng: inout RandomSource, _ a: Activations) {
+                 context: UnsafePointer<Float>, dropout: DropoutKeys, _ a: Activations) {
         let d = hiddenSize, e = embedSize, c = contextSize, uw = inputWidth, u = a.input.pointer
         for r in 0..<rows {
             (u + r * uw).update(from: top + r * d, count: d)
             (u + r * uw + d).update(from: embedded + r * e, count: e)
             (u + r * uw + d + e).update(from: context + r * c, count: c)
         }
-        a.stateDropout.draw(count: rows * d, rate: dropout, rng: &rng)
+        a.stateDropout.draw(count: rows * d, width: d, keys: dropout)
         if a.stateDropout.active {
             for r in 0..<rows { nmt_mul(u + r * uw, a.stateDropout.mask.pointer + r * d, u + r * uw, d) }
         }
         BLAS.linear(u, rows: rows, inputs: uw, weight: p[weight], bias: p[bias], outputs: e, into: a.hidden.pointer)
         nmt_tanh(a.hidden.pointer, a.hidden.pointer, rows * e)
-        a.hiddenDropout.draw(count: rows * e, rate: dropout, rng: &rng)
+        a.hiddenDropout.draw(count: rows * e, width: e, keys: dropout)
         if a.hiddenDropout.active {
             a.hiddenDropped.reserve(rows * e)
             a.hiddenDropped.pointer.update(from: a.hidden.pointer, count: rows * e)

@@ -20,7 +20,7 @@ final class Encoder {
     let backwardGRU: GRUSequence
     let stacked: [GRUSequence]
     let embedded = FloatBuffer(count: 0)
-    let embeddingDropout = Dropout()
+    let embeddingDropout = Dropout(site: 1)
     /// layerOutputs[l]: output of layer l after dropout; the last one is the annotations.
     let layerOutputs: [FloatBuffer]
     let layerDropouts: [Dropout]
@@ -36,7 +36,7 @@ final class Encoder {
         backwardGRU = GRUSequence(weights: weights.backwardGRU, reversed: true)
         stacked = weights.stacked.map { GRUSequence(weights: $0) }
         layerOutputs = (0...weights.stacked.count).map { _ in FloatBuffer(count: 0) }
-        layerDropouts = (0...weights.stacked.count).map { _ in Dropout() }
+        layerDropouts = (0...weights.stacked.count).map { Dropout(site: 100 + UInt64($0)) }
         dLayerOutputs = (0...weights.stacked.count).map { _ in FloatBuffer(count: 0) }
     }
 
@@ -45,14 +45,14 @@ final class Encoder {
     var dAnnotations: UnsafeMutablePointer<Float> { dLayerOutputs.last!.pointer }
 
     func forward(_ p: ParameterBuffer, tokens: UnsafePointer<Int32>, mask: UnsafePointer<Float>, steps: Int, batch: Int,
-                 dropout: Float, rng: inout RandomSource) {
+                 dropout: DropoutKeys) {
         self.steps = steps
         self.batch = batch
         let rows = steps * batch, e = weights.forwardGRU.inputSize, he = weights.forwardGRU.hiddenSize, c = contextSize
         embedded.reserve(rows * e)
         for buffer in layerOutputs + dLayerOutputs { buffer.reserve(rows * c) }
         Embedding.forward(table: p[weights.embedding], ids: tokens, count: rows, width: e, into: embedded.pointer)
-        embeddingDropout.forward(embedded.pointer, count: rows * e, rate: dropout, rng: &rng)
+        embeddingDropout.forward(embedded.pointer, count: rows * e, width: e, keys: dropout)
 
         forwardGRU.forward(p, input: embedded.pointer, steps: steps, batch: batch, mask: mask, initial: nil)
         backwardGRU.forward(p, input: embedded.pointer, steps: steps, batch: batch, mask: mask, initial: nil)
@@ -64,11 +64,11 @@ final class Encoder {
                 (first + (t * batch + s) * c + he).update(from: b + s * he, count: he)
             }
         }
-        layerDropouts[0].forward(first, count: rows * c, rate: dropout, rng: &rng)
+        layerDropouts[0].forward(first, count: rows * c, width: c, keys: dropout)
         for (l, layer) in stacked.enumerated() {
             layer.forward(p, input: layerOutputs[l].pointer, steps: steps, batch: batch, mask: mask, initial: nil)
             layerOutputs[l + 1].pointer.update(from: layer.output(0), count: rows * c)
-            layerDropouts[l + 1].forward(layerOutputs[l + 1].pointer, count: rows * c, rate: dropout, rng: &rng)
+            layerDropouts[l + 1].forward(layerOutputs[l + 1].pointer, count: rows * c, width: c, keys: dropout)
         }
     }
 

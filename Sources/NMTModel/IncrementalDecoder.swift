@@ -69,11 +69,10 @@ package final class IncrementalDecoder: IncrementalDecoding {
 
     package func start(sources: [[Int32]], beams: Int) {
         let batch = Batch(sources: sources, targets: sources.map { _ in [] })
-        var rng = RandomSource(seed: 0)  // dropout is off: no number is drawn
         batch.sourceTokens.withUnsafeBufferPointer { tokens in
             batch.sourceMask.withUnsafeBufferPointer { sourceMask in
                 model.encoder.forward(model.parameters, tokens: tokens.baseAddress!, mask: sourceMask.baseAddress!,
-                                      steps: batch.sourceSteps, batch: batch.size, dropout: 0, rng: &rng)
+                                      steps: batch.sourceSteps, batch: batch.size, dropout: .none)
                 start(encoded: model.encoder.annotations, sourceMask: sourceMask.baseAddress!, sourceSteps: batch.sourceSteps,
                       sentences: batch.size, beams: beams)
             }
@@ -135,9 +134,8 @@ package final class IncrementalDecoder: IncrementalDecoding {
                        recurrent: conditional.recurrent1.pointer, cache: conditional.cache1.pointer, into: nextStates[l + 1].pointer)
         }
         swap(&states, &nextStates)
-        var noDropout = RandomSource(seed: 0)
         layers.deepOutput.forward(p, rows: r, top: states.last!.pointer, embedded: embedded.pointer, context: conditional.contexts.pointer,
-                                  dropout: 0, rng: &noDropout, deep)
+                                  dropout: .none, deep)
         for row in 0..<r { rowLogSumExp[row] = nmt_log_sum_exp(deep.logits.pointer + row * v, v) }
     }
 

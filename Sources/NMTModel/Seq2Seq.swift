@@ -120,11 +120,22 @@ public final class Seq2Seq {
         train(batch, dropout: dropout, labelSmoothing: labelSmoothing, rng: &rng)
     }
 
-    /// Forward pass over a batch; with `computeGradients` also the backward pass, which sets
-    /// `gradients` to d(loss / tokens)/dθ (they are overwritten, not accumulated).
+    /// The same with the dropout seed drawn from `rng` and the batch's columns as the sentence keys (one
+    /// process, the whole batch).
     @discardableResult
     package func train(_ batch: Batch, dropout: Float = 0, labelSmoothing: Float = 0, rng: inout RandomSource,
-                      computeGradients: Bool = true) -> LossResult {
+                       computeGradients: Bool = true) -> LossResult {
+        let keys = DropoutKeys(rate: dropout, seed: rng.next(), sentences: (0..<UInt64(batch.size)).map { $0 })
+        return train(batch, dropout: keys, labelSmoothing: labelSmoothing, computeGradients: computeGradients)
+    }
+
+    /// Forward pass over a batch; with `computeGradients` also the backward pass, which sets
+    /// `gradients` to d(loss · tokenScale)/dθ (they are overwritten, not accumulated). `tokenScale` is
+    /// 1 / the batch's target tokens unless given: a process that holds a slice of a larger batch passes
+    /// 1 / the whole batch's tokens, so that the slices' gradients add up to the batch's.
+    @discardableResult
+    package func train(_ batch: Batch, dropout: DropoutKeys, labelSmoothing: Float = 0, tokenScale: Float? = nil,
+                       computeGradients: Bool = true) -> LossResult {
         let b = batch.size, ts = batch.sourceSteps, tt = batch.targetSteps
         return batch.sourceTokens.withUnsafeBufferPointer { srcTokens in
             batch.sourceMask.withUnsafeBufferPointer { srcMask in
@@ -132,13 +143,13 @@ public final class Seq2Seq {
                     batch.targetOutput.withUnsafeBufferPointer { tgtOut in
                         batch.targetMask.withUnsafeBufferPointer { tgtMask in
                             encoder.forward(parameters, tokens: srcTokens.baseAddress!, mask: srcMask.baseAddress!, steps: ts, batch: b,
-                                            dropout: dropout, rng: &rng)
+                                            dropout: dropout)
                             decoder.forward(parameters, annotations: encoder.annotations, sourceMask: srcMask.baseAddress!, sourceSteps: ts,
-                                            targetInput: tgtIn.baseAddress!, steps: tt, batch: b, dropout: dropout, rng: &rng)
+                                            targetInput: tgtIn.baseAddress!, steps: tt, batch: b, dropout: dropout)
                             var nll = 0.0
                             let lossSum = nmt_label_smoothed_xent(decoder.logits.pointer, Int32(tt * b), Int32(config.targetVocabSize),
                                                                   tgtOut.baseAddress!, tgtMask.baseAddress!, labelSmoothing,
-                                                                  1 / Float(max(batch.targetTokenCount, 1)), &nll)
+                                                                  tokenScale ?? 1 / Float(max(batch.targetTokenCount, 1)), &nll)
                             if computeGradients {
                                 gradients.zero()
                                 let c = config.contextSize

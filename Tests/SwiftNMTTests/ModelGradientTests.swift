@@ -102,15 +102,14 @@ final class ModelGradientTests: XCTestCase {
     }
 
     private func logits(_ model: Seq2Seq, _ batch: Batch) -> [Float] {
-        var rng = RandomSource(seed: 1)
         batch.sourceTokens.withUnsafeBufferPointer { tokens in
             batch.sourceMask.withUnsafeBufferPointer { mask in
                 batch.targetInput.withUnsafeBufferPointer { input in
                     model.encoder.forward(model.parameters, tokens: tokens.baseAddress!, mask: mask.baseAddress!, steps: batch.sourceSteps,
-                                          batch: batch.size, dropout: 0, rng: &rng)
+                                          batch: batch.size, dropout: .none)
                     model.decoder.forward(model.parameters, annotations: model.encoder.annotations, sourceMask: mask.baseAddress!,
                                           sourceSteps: batch.sourceSteps, targetInput: input.baseAddress!, steps: batch.targetSteps,
-                                          batch: batch.size, dropout: 0, rng: &rng)
+                                          batch: batch.size, dropout: .none)
                 }
             }
         }

@@ -84,9 +84,9 @@ final class OptimizerTests: XCTestCase {
     func testDropoutMaskKeepsTheExpectation() {
         let count = 200_000
         for rate: Float in [0.1, 0.3, 0.5] {
-            let dropout = Dropout()
-            var rng = RandomSource(seed: 17)
-            dropout.draw(count: count, rate: rate, rng: &rng)
+            let dropout = Dropout(site: 1)
+            // 200,000 entries as [steps 50, batch 8, width 500].
+            dropout.draw(count: count, width: 500, keys: DropoutKeys(rate: rate, seed: 17, sentences: (0..<8).map { UInt64($0) * 3 }))
             let mask = UnsafeBufferPointer(start: dropout.mask.pointer, count: count)
             let kept = Float(1) / (1 - rate)
             XCTAssertTrue(mask.allSatisfy { $0 == 0 || abs($0 - kept) <= kept * 1e-6 },
@@ -101,6 +101,51 @@ final class OptimizerTests: XCTestCase {
             dropout.apply(ones.pointer, count: count)
             XCTAssertEqual(ones.array, Array(mask))
         }
+    }
+
+    /// A sentence's dropout masks depend on its key (its position in the global batch), not on which slice
+    /// of the batch computes it: the gradients of a batch, dropout on, are the sum of the gradients of its
+    /// slices when each slice keys its sentences by their positions and scales by the whole batch's tokens.
+    /// This is what lets processes split a batch (data-parallel training) and still train as one.
+    func testSlicesOfABatchAddUpToTheBatch() throws {
+        let config = ModelConfig(sourceVocabSize: 30, targetVocabSize: 30, embedSize: 8, encoderHiddenSize: 8, decoderHiddenSize: 12,
+                                 attentionSize: 8, sharedEmbeddings: true, tiedOutput: true)
+        let model = try Seq2Seq(config: config, seed: 4)
+        var rng = RandomSource(seed: 9)
+        let sources = (0..<10).map { _ in (0..<(2 + Int(rng.next() % 7))).map { _ in Int32(4 + rng.next() % 26) } }
+        let targets = (0..<10).map { _ in (0..<(1 + Int(rng.next() % 8))).map { _ in Int32(4 + rng.next() % 26) } }
+        let whole = Batch(sources: sources, targets: targets)
+        let keys = DropoutKeys(rate: 0.3, seed: 77, sentences: (0..<10).map { UInt64($0) })
+        let wholeLoss = model.train(whole, dropout: keys, labelSmoothing: 0.1)
+        let expected = model.gradients.storage.array
+        let scale = 1 / Float(whole.targetTokenCount)
+
+        var summed = [Float](repeating: 0, count: expected.count), lossSum = 0.0, nllSum = 0.0
+        for slice in [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]] {  // rank r of 2 takes the positions p with p mod 2 = r
+            let part = Batch(sources: slice.map { sources[$0] }, targets: slice.map { targets[$0] })
+            var sliceKeys = keys
+            sliceKeys.sentences = slice.map { UInt64($0) }
+            let result = model.train(part, dropout: sliceKeys, labelSmoothing: 0.1, tokenScale: scale)
+            lossSum += result.lossSum
+            nllSum += result.nllSum
+            for (i, g) in model.gradients.storage.array.enumerated() { summed[i] += g }
+        }
+        XCTAssertEqual(lossSum, wholeLoss.lossSum, accuracy: 1e-3 * abs(wholeLoss.lossSum))
+        XCTAssertEqual(nllSum, wholeLoss.nllSum, accuracy: 1e-3 * abs(wholeLoss.nllSum))
+        let largest = expected.map(abs).max()!
+        XCTAssertGreaterThan(largest, 0)
+        for i in expected.indices { XCTAssertEqual(summed[i], expected[i], accuracy: 1e-5 + 1e-3 * abs(expected[i]), "gradient \(i)") }
+        // Keyed by their slice positions instead (0..<5 in each), the masks differ and so do the gradients.
+        var wrong = [Float](repeating: 0, count: expected.count)
+        for slice in [[0, 2, 4, 6, 8], [1, 3, 5, 7, 9]] {
+            let part = Batch(sources: slice.map { sources[$0] }, targets: slice.map { targets[$0] })
+            var sliceKeys = keys
+            sliceKeys.sentences = (0..<UInt64(slice.count)).map { $0 }
+            model.train(part, dropout: sliceKeys, labelSmoothing: 0.1, tokenScale: scale)
+            for (i, g) in model.gradients.storage.array.enumerated() { wrong[i] += g }
+        }
+        let mismatches = expected.indices.filter { abs(wrong[$0] - expected[$0]) > 1e-5 + 1e-3 * abs(expected[$0]) }.count
+        XCTAssertGreaterThan(mismatches, expected.count / 10)
     }
 
     // MARK: Validation
