@@ -48,6 +48,8 @@ let package = Package(
     targets: [
         // OpenBLAS's CBLAS (Debian: libopenblas-dev).
         .systemLibrary(name: "CBLAS", path: "Sources/CBLAS"),
+        // Open MPI (Debian: libopenmpi-dev), for training on several processes.
+        .systemLibrary(name: "CMPI", path: "Sources/CMPI", pkgConfig: "ompi-c", providers: [.apt(["libopenmpi-dev"])]),
         // A C API over libsentencepiece (Debian: libsentencepiece-dev).
         .target(
             name: "CSentencePiece",
@@ -70,13 +72,14 @@ let package = Package(
         .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText", "NMTTensor"], swiftSettings: fastSwift),
         .target(name: "NMTSearch", dependencies: ["NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "CKernels"],
                 swiftSettings: fastSwift),
+        .target(name: "NMTDistributed", dependencies: ["CMPI"], swiftSettings: fastSwift),
         .target(name: "NMTTraining",
-                dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics",
+                dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics", "NMTDistributed",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: fastSwift),
         .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
         program("mt-preprocess", ["NMTText", "NMTTensor"]),
-        program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor"]),
+        program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTDistributed"]),
         program("mt-translate", ["NMTSearch", "NMTTensor"]),
         program("mt-bleu", ["NMTMetrics"]),
         program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor"]),
@@ -84,7 +87,7 @@ let package = Package(
         program("mt-score", ["NMTSearch", "NMTTensor"]),
         .testTarget(
             name: "SwiftNMTTests",
-            dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine",
+            dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine", "NMTDistributed",
                            "CKernels"],
             swiftSettings: fastSwift
         ),

@@ -9,7 +9,7 @@ import Foundation
 /// training update and so minutes to answer SIGTERM), so a larger count is capped at the cores: a flag
 /// with a warning, OPENBLAS_NUM_THREADS (often set once for a whole cluster) quietly.
 public struct ThreadsOption: ParsableArguments {
-    @Option(help: "Cores to use, at most the machine's (default: OPENBLAS_NUM_THREADS when set, else all cores).")
+    @Option(help: "Cores to use, at most the machine's (default: OPENBLAS_NUM_THREADS when set, else all cores, shared among the processes mpirun starts on this machine).")
     var threads: Int?
 
     public init() {}
@@ -22,8 +22,12 @@ public struct ThreadsOption: ParsableArguments {
         }
     }
 
-    /// The flag, else OPENBLAS_NUM_THREADS, else all cores; at most all cores.
-    public var count: Int { min(requested ?? Self.cores, Self.cores) }
+    /// The flag, else OPENBLAS_NUM_THREADS, else all cores (divided among the processes of an Open MPI job
+    /// on this machine); at most all cores.
+    public var count: Int {
+        let local = ProcessInfo.processInfo.environment["OMPI_COMM_WORLD_LOCAL_SIZE"].flatMap { Int($0) } ?? 1
+        return min(requested ?? max(1, Self.cores / max(1, local)), Self.cores)
+    }
 
     static var cores: Int { ProcessInfo.processInfo.activeProcessorCount }
 

@@ -10,6 +10,12 @@ package struct LossResult: Sendable {
     package var tokens: Int
     /// The training objective: lossSum / tokens.
     package var loss: Double { lossSum / Double(max(tokens, 1)) }
+
+    package init(lossSum: Double, nllSum: Double, tokens: Int) {
+        self.lossSum = lossSum
+        self.nllSum = nllSum
+        self.tokens = tokens
+    }
 }
 
 /// The encoder-decoder: its parameters (one flat buffer with named views), their gradients,

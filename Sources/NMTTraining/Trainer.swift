@@ -1,6 +1,7 @@
 import Foundation
 import NMTModel
 import NMTModelFiles
+import NMTDistributed
 import NMTTensor
 import NMTText
 
@@ -108,6 +109,10 @@ public final class Trainer {
     let adam: Adam
     /// The weights' moving average, when `--exponential-smoothing` is on.
     let smoothing: ExponentialSmoothing?
+    /// The processes training together (one, unless under mpirun); only the leader logs and writes files.
+    let processes: ProcessGroup
+    /// The gradients of an update's batches so far, with `--accumulate` above 1.
+    private let gradientSum = FloatBuffer(count: 0)
     let directory: String
     let files: ModelDirectory
     public private(set) var state: TrainingState
@@ -124,11 +129,12 @@ public final class Trainer {
 
     init(options: TrainingOptions, model: Seq2Seq, directory: String,
                 trainSource: TokenSequences, trainTarget: TokenSequences,
-                validSource: TokenSequences? = nil, validTarget: TokenSequences? = nil) throws {
+                validSource: TokenSequences? = nil, validTarget: TokenSequences? = nil, processes: ProcessGroup = ProcessGroup()) throws {
         try options.validate()
         precondition(trainSource.count == trainTarget.count && trainSource.count > 0)
         self.options = options
         self.model = model
+        self.processes = processes
         self.directory = directory
         files = ModelDirectory(directory)
         self.trainSource = trainSource
@@ -143,7 +149,22 @@ public final class Trainer {
                               schedule: LearningRateSchedule(kind: options.schedule, baseRate: options.learningRate,
                                                              warmup: options.warmup, factor: options.decayFactor,
                                                              patience: options.decayPatience))
-        try files.create()
+        if processes.isLeader { try files.create() }
+    }
+
+    /// Gives every process the leader's weights, optimizer moments, moving average and training state, so
+    /// that all start alike, whatever files each one sees (the leader alone reads checkpoints).
+    package func synchronizeWithLeader() throws {
+        guard processes.size > 1 else { return }
+        processes.broadcast(model.parameters.storage.pointer, count: model.parameters.count)
+        processes.broadcast(adam.firstMoment.pointer, count: model.parameters.count)
+        processes.broadcast(adam.secondMoment.pointer, count: model.parameters.count)
+        if let smoothing { processes.broadcast(smoothing.smoothed.pointer, count: model.parameters.count) }
+        let leaderState = processes.broadcast(processes.isLeader ? [UInt8](try JSONEncoder().encode(state)) : [])
+        if !processes.isLeader {
+            state = try JSONDecoder().decode(TrainingState.self, from: Data(leaderState))
+            adam.restore(stepCount: state.update - state.skippedUpdates)
+        }
     }
 
     // MARK: Checkpoints
@@ -188,6 +209,7 @@ public final class Trainer {
 
     /// Writes the full training state as the model directory's checkpoint `last`.
     func saveLast() throws {
+        guard processes.isLeader else { return }
         var moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
                        SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
         if let smoothing {
@@ -200,6 +222,7 @@ public final class Trainer {
 
     /// Writes the weights that are validated (the moving average, when on) as the model.
     func saveBest() throws {
+        guard processes.isLeader else { return }
         try withValidatedWeights { try files.saveModel(model, dtype: options.halfPrecisionWeights ? .f16 : .f32) }
     }
 
@@ -215,6 +238,7 @@ public final class Trainer {
     /// Shows the event and appends it to `log.jsonl`. A log that cannot be written fails the run: the
     /// log is the record of the run, and training on without it would leave a gap nobody sees.
     private func emit(_ event: TrainingEvent) throws {
+        guard processes.isLeader else { return }
         onEvent(event)
         if log == nil {
             let path = files.logPath
@@ -233,6 +257,7 @@ public final class Trainer {
     /// stands in the log once.
     func cutLog(after update: Int) throws {
         struct Update: Decodable { var update: Int }
+        guard processes.isLeader else { return }
         guard let text = try? String(contentsOfFile: files.logPath, encoding: .utf8) else { return }
         let lines = text.split(separator: "\n")
         let kept = lines.filter { line in (try? JSONDecoder().decode(Update.self, from: Data(line.utf8)))?.update ?? 0 <= update }
@@ -293,11 +318,10 @@ public final class Trainer {
             let batches = Batcher.epochBatches(sourceLengths: sourceLengths, targetLengths: targetLengths,
                                                size: options.batchSize, seed: options.seed, epoch: state.epoch)
             while state.batchInEpoch < batches.count {
-                let indices = batches[state.batchInEpoch]
-                let batch = Batch(sources: try indices.map { try trainSource.readTokens(Int($0)) },
-                                  targets: try indices.map { try trainTarget.readTokens(Int($0)) })
-                let result = model.train(batch, dropout: options.dropout, labelSmoothing: options.labelSmoothing, rng: &state.rng)
-                state.batchInEpoch += 1
+                let group = (state.batchInEpoch..<min(batches.count, state.batchInEpoch + options.accumulate)).map { batches[$0] }
+                let (result, interrupted, timeUp) = try trainUpdate(on: group, stopRequested: stopFlag.isSet,
+                                                                    timeUp: options.maxMinutes > 0 && elapsed() >= options.maxMinutes * 60)
+                state.batchInEpoch += group.count
                 state.update += 1
                 let rate = state.schedule.rate(update: state.update - state.skippedUpdates)
                 guard result.loss.isFinite,
@@ -335,12 +359,51 @@ public final class Trainer {
                     windowStart = Date()
                 }
                 if options.maxUpdates > 0 && state.update >= options.maxUpdates { return try finish(.maxUpdates) }
-                if stopFlag.isSet { state.trainingSeconds = elapsed(); return try finish(.interrupted) }
-                if options.maxMinutes > 0 && elapsed() >= options.maxMinutes * 60 { state.trainingSeconds = elapsed(); return try finish(.maxTime) }
+                // Decided together: every process learned of any process's signal or time limit in this update's sums.
+                if interrupted { state.trainingSeconds = elapsed(); return try finish(.interrupted) }
+                if timeUp { state.trainingSeconds = elapsed(); return try finish(.maxTime) }
             }
             state.epoch += 1
             state.batchInEpoch = 0
         }
+    }
+
+    /// One update's forward and backward passes. This process computes its share of each batch of `group`
+    /// (the positions p of a batch with p mod N = rank, N processes), each sentence with the dropout masks
+    /// of its position, scaled by the whole group's target tokens; the gradients are summed over the
+    /// group's batches (`--accumulate`) and then over the processes, so every process ends with the
+    /// gradients one process would compute for the whole group. Returns the whole job's loss and tokens,
+    /// and whether any process was asked to stop or ran out of time: decisions all must take together.
+    private func trainUpdate(on group: [ArraySlice<UInt32>], stopRequested: Bool, timeUp: Bool) throws
+        -> (result: LossResult, interrupted: Bool, timeUp: Bool) {
+        let seed = state.rng.next()
+        let tokens = group.reduce(0) { total, batch in batch.reduce(total) { $0 + Int(targetLengths[Int($1)]) + 1 } }
+        let scale = 1 / Float(max(tokens, 1))
+        var local = LossResult(lossSum: 0, nllSum: 0, tokens: 0)
+        var slices = 0
+        for (k, batch) in group.enumerated() {
+            let positions = Array(stride(from: processes.rank, to: batch.count, by: processes.size))
+            guard !positions.isEmpty else { continue }
+            let pairs = positions.map { Int(batch[batch.startIndex + $0]) }
+            let slice = Batch(sources: try pairs.map { try trainSource.readTokens($0) }, targets: try pairs.map { try trainTarget.readTokens($0) })
+            let keys = DropoutKeys(rate: options.dropout, seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15, sentences: positions.map { UInt64($0) })
+            let result = model.train(slice, dropout: keys, labelSmoothing: options.labelSmoothing, tokenScale: scale)
+            local.lossSum += result.lossSum
+            local.nllSum += result.nllSum
+            local.tokens += result.tokens
+            slices += 1
+            if group.count > 1 {
+                // Batch by batch into a sum of their own: train() overwrites the gradients.
+                gradientSum.reserve(model.gradients.count)
+                let sum = gradientSum.pointer, g = model.gradients.storage.pointer
+                if slices == 1 { sum.update(from: g, count: model.gradients.count) } else { for i in 0..<model.gradients.count { sum[i] += g[i] } }
+            }
+        }
+        if slices == 0 { model.gradients.zero() }  // a batch smaller than the number of processes left none here
+        if slices > 1 { model.gradients.storage.pointer.update(from: gradientSum.pointer, count: model.gradients.count) }
+        processes.sum(model.gradients.storage.pointer, count: model.gradients.count)
+        let totals = processes.sum([local.lossSum, local.nllSum, Double(local.tokens), stopRequested ? 1 : 0, timeUp ? 1 : 0])
+        return (LossResult(lossSum: totals[0], nllSum: totals[1], tokens: Int(totals[2])), totals[3] > 0, totals[4] > 0)
     }
 
     /// Allocates the workspaces for the largest batch the data can produce, before the first timed update.
@@ -351,10 +414,34 @@ public final class Trainer {
                      labelSmoothing: options.labelSmoothing)
     }
 
+    /// Every process must hold the same weights (each applies the same summed gradients); a difference, which
+    /// would mean a process computed differently, stops the run rather than letting the processes drift apart.
+    private func checkProcessesAgree() throws {
+        guard processes.size > 1 else { return }
+        var checksum = 0.0
+        let w = model.parameters.storage.pointer
+        for i in 0..<model.parameters.count { checksum += Double(w[i]) * Double(i % 7 + 1) }
+        let leader = processes.broadcast([checksum])[0]
+        let disagree = processes.sum([checksum == leader ? 0 : 1])[0]
+        if disagree > 0 {
+            throw TrainingError.diverged("the processes' weights differ at update \(state.update) (checksums \(checksum) here, \(leader) on the leader)")
+        }
+    }
+
     /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.
     /// Returns true when early stopping says to stop.
     func validateAndCheckpoint() throws -> Bool {
-        let (validation, bleu) = try withValidatedWeights { (validationLoss(), try validationBLEU?(model)) }
+        // The leader validates (the others wait: validation is a few percent of the time, and one process
+        // decoding the whole set keeps BLEU independent of the number of processes); all take its numbers.
+        var numbers = [Double](repeating: 0, count: 5)
+        if processes.isLeader {
+            let (loss, bleu) = try withValidatedWeights { (validationLoss(), try validationBLEU?(model)) }
+            numbers = [loss == nil ? 0 : 1, loss?.loss ?? 0, loss?.perplexity ?? 0, bleu == nil ? 0 : 1, bleu ?? 0]
+        }
+        numbers = processes.broadcast(numbers)
+        let validation = numbers[0] > 0 ? (loss: numbers[1], perplexity: numbers[2]) : nil
+        let bleu = numbers[3] > 0 ? numbers[4] : nil
+        try checkProcessesAgree()
         // Higher is better: BLEU when there is a scorer, else the negated validation loss.
         let score = bleu ?? validation.map { -$0.loss }
         var improved = true

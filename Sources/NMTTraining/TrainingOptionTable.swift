@@ -173,6 +173,8 @@ extension TrainingOptions {
         .init("label-smoothing", .optimization, \.labelSmoothing, .from(0, below: 1), "Label smoothing epsilon."),
         .init("dropout", .optimization, \.dropout, .from(0, below: 1), "Dropout rate."),
         .init("seed", .optimization, \.seed, "Random seed (data order, initialization, dropout)."),
+        .init("accumulate", .optimization, \.accumulate, .range(1...1000),
+              "Batches per update: each update sums the gradients of this many batches (Marian's --optimizer-delay, fairseq's --update-freq)."),
         .init("exponential-smoothing", .optimization, \.exponentialSmoothing, .from(0, below: 1),
               "Keep a moving average of the weights, w <- d*w + (1-d)*weights after each update, for validation and the saved model (last/ keeps the raw weights). 0: off; 0.999 averages over about the last 1,000 updates."),
 

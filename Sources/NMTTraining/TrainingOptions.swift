@@ -1,4 +1,5 @@
 import Foundation
+import NMTDistributed
 import NMTModel
 import NMTModelFiles
 import Yams
@@ -32,6 +33,8 @@ public struct TrainingOptions: Equatable, Sendable {
     var labelSmoothing: Float = 0.1
     var dropout: Float = 0.3
     var seed: UInt64 = 1
+    /// Batches whose gradients one update sums.
+    var accumulate = 1
     /// The decay of the weights' moving average (0: none).
     var exponentialSmoothing: Float = 0
     // Duration and validation.
@@ -55,6 +58,18 @@ public struct TrainingOptions: Equatable, Sendable {
         var options = try run.map(saved) ?? TrainingOptions()
         if let config { try options.overlay(yaml: try String(contentsOfFile: config, encoding: .utf8), path: config) }
         try options.overlay(flags: flags)
+        return options
+    }
+
+    /// The same for every process of a job: the leader resolves them (it alone reads the run's files) and
+    /// sends them to the others as YAML.
+    public static func resolve(resuming run: String?, config: String?, flags: [String], processes: ProcessGroup) throws -> TrainingOptions {
+        guard processes.size > 1 else { return try resolve(resuming: run, config: config, flags: flags) }
+        let leaders = processes.isLeader ? try resolve(resuming: run, config: config, flags: flags) : nil
+        let text = String(decoding: processes.broadcast(Array((leaders?.yaml() ?? "").utf8)), as: UTF8.self)
+        if let leaders { return leaders }
+        var options = TrainingOptions()
+        try options.overlay(yaml: text, path: "the leader's options")
         return options
     }
 

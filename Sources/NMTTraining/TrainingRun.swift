@@ -1,4 +1,5 @@
 import Foundation
+import NMTDistributed
 import NMTMetrics
 import NMTModel
 import NMTModelFiles
@@ -25,8 +26,11 @@ public enum TrainingRun {
 
     /// The trainer of the run, ready to train; a resumed run whose stopping rule the saved state
     /// already meets (`Trainer.stopConditionMet`) is returned with nothing written.
+    ///
+    /// With several processes, the leader alone reads and writes the model directory; the others build
+    /// the same model from the same data, and take the leader's weights and state (`synchronizeWithLeader`).
     public static func make(dataDirectory data: String, modelDirectory dir: String, options: TrainingOptions,
-                            start: Start, overwrite: Bool = false) throws -> Trainer {
+                            start: Start, overwrite: Bool = false, processes: ProcessGroup = ProcessGroup()) throws -> Trainer {
         let manifest = try PreprocessManifest.load(directory: data)
         let src = manifest.request.sourceLang, tgt = manifest.request.targetLang
         func path(_ file: String) throws -> String { try PreprocessManifest.file(file, in: data) }
@@ -64,6 +68,12 @@ public enum TrainingRun {
         guard let train = try datasets("train"), train.source.count > 0 else {
             throw TrainingError.badConfig("\(data) has no training sentences")
         }
+        guard processes.isLeader else {
+            let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: train.source, trainTarget: train.target,
+                                      processes: processes)
+            try trainer.synchronizeWithLeader()
+            return trainer
+        }
         if case .initFrom(let other) = start {
             let otherConfig = try ModelDirectory(other).loadConfig()
             guard otherConfig == config else {
@@ -85,9 +95,10 @@ public enum TrainingRun {
         }
         let valid = try datasets("valid")
         let trainer = try Trainer(options: options, model: model, directory: dir, trainSource: train.source, trainTarget: train.target,
-                                  validSource: valid?.source, validTarget: valid?.target)
+                                  validSource: valid?.source, validTarget: valid?.target, processes: processes)
         trainer.directoryLock = lock
         if start == .resume { try trainer.resume(from: dir) }
+        try trainer.synchronizeWithLeader()
         if let valid, let referenceFile = manifest.split("valid")?.sides[tgt]?.text {
             trainer.validationBLEU = try validationBLEU(of: trainer, sources: valid.source, references: try path(referenceFile),
                                                         targetModel: targetModel, options: options)

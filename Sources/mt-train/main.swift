@@ -1,5 +1,6 @@
 import ArgumentParser
 import Foundation
+import NMTDistributed
 import NMTModelFiles
 import NMTTraining
 import NMTTensor
@@ -91,26 +92,41 @@ struct Train: ParsableCommand {
                 try TrainingPlot.write(logPath: files.logPath, to: files.plotPath, title: "SwiftNMT training: \(plot)")
                 return
             }
-            BLAS.threads = threads.count
-            let directory = modelDir ?? resume!
-            let options = try TrainingOptions.resolve(resuming: resume, config: config, flags: trainingFlags)
-            let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
-            let trainer = try TrainingRun.make(dataDirectory: data!, modelDirectory: directory, options: options, start: start,
-                                               overwrite: overwrite)
-            if start == .resume, let reason = trainer.stopConditionMet {
-                StatusLine().note("\(directory) has already stopped at update \(trainer.state.update) (\(reason.rawValue)): nothing to do, "
-                                  + "nothing written; to train on, raise the limit (e.g. --max-updates)")
-                return
+            let processes = ProcessGroup.world
+            do {
+                try run(processes)
+            } catch where processes.size > 1 {
+                // The others would wait for this process in their next collective: end them all.
+                Failure.printError("mt-train", "process \(processes.rank) of \(processes.size): \(error)")
+                processes.abort(1)
             }
-            try train(trainer, in: directory, resuming: start == .resume)
+            processes.finalize()
         }
     }
 
-    func train(_ trainer: Trainer, in directory: String, resuming: Bool) throws {
-        let status = StatusLine()
+    func run(_ processes: ProcessGroup) throws {
+        BLAS.threads = threads.count
+        let directory = modelDir ?? resume!
+        let options = try TrainingOptions.resolve(resuming: resume, config: config, flags: trainingFlags, processes: processes)
+        let start: TrainingRun.Start = resume != nil ? .resume : initFrom.map { .initFrom($0) } ?? .fresh
+        let trainer = try TrainingRun.make(dataDirectory: data!, modelDirectory: directory, options: options, start: start,
+                                           overwrite: overwrite, processes: processes)
+        if start == .resume, let reason = trainer.stopConditionMet {
+            if processes.isLeader {
+                StatusLine().note("\(directory) has already stopped at update \(trainer.state.update) (\(reason.rawValue)): nothing to do, "
+                                  + "nothing written; to train on, raise the limit (e.g. --max-updates)")
+            }
+            return
+        }
+        try train(trainer, in: directory, resuming: start == .resume, processes: processes)
+    }
+
+    func train(_ trainer: Trainer, in directory: String, resuming: Bool, processes: ProcessGroup) throws {
+        let status = StatusLine(quiet: !processes.isLeader)
         trainer.onEvent = { status.show($0) }
         if resuming { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
-        status.note("model: \(trainer.model.parameters.count) parameters; BLAS threads: \(BLAS.threads)")
+        status.note("model: \(trainer.model.parameters.count) parameters; "
+                    + (processes.size > 1 ? "\(processes.size) processes, " : "") + "BLAS threads: \(BLAS.threads)")
         // Ctrl-C, SIGTERM or a closed terminal (SIGHUP): finish the current update, validate, checkpoint,
         // plot, exit.
         for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }
@@ -125,6 +141,7 @@ struct Train: ParsableCommand {
         }
         defer { interrupts.forEach { $0.cancel() } }
         let reason = try trainer.run()
+        guard processes.isLeader else { return }
         let files = ModelDirectory(directory)
         try TrainingPlot.write(logPath: files.logPath, to: files.plotPath, title: "SwiftNMT training: \(directory)")
         status.note("done (\(reason.rawValue)) after \(trainer.state.update) updates; best model in \(directory); peak memory \(PeakMemory.megabytes()) MiB")
@@ -134,12 +151,18 @@ struct Train: ParsableCommand {
 /// Progress on stderr: one rewritten status line on a terminal, one line per event otherwise.
 final class StatusLine {
     let terminal = isatty(2) != 0
+    /// The processes other than the leader of an MPI job say nothing.
+    let quiet: Bool
+
+    init(quiet: Bool = false) { self.quiet = quiet }
 
     func note(_ text: String) {
+        if quiet { return }
         StandardError.write((terminal ? "\r\u{1B}[K" : "") + text + "\n")
     }
 
     func show(_ e: TrainingEvent) {
+        if quiet { return }
         switch e.kind {
         case .train:
             let left = e.epochSecondsLeft.map { String(format: "%d:%02d", Int($0) / 60, Int($0) % 60) } ?? "?"
