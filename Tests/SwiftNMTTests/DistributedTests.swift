@@ -169,4 +169,29 @@ final class DistributedTests: XCTestCase {
         XCTAssertEqual(resumed.status, 0, resumed.errors)
         XCTAssertEqual(try checkpointUpdate(killed), killedAt + 3)
     }
+
+    /// Two hosts: two network namespaces joined by a veth pair (scripts/mpi-two-hosts.sh), the processes
+    /// talking over TCP; the same training as one process.
+    func testTwoHostsTrainAsOne() throws {
+        guard getuid() == 0 else { throw XCTSkip("network namespaces need root") }
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent()
+            .deletingLastPathComponent().path + "/scripts/mpi-two-hosts.sh"
+        let options = Self.tinyModel.filter { $0 != "--threads" && $0 != "1" } + ["--max-updates", "20"]
+        let one = directory + "/one-host", two = directory + "/two-hosts"
+        XCTAssertEqual(try train(processes: 1, ["--data", data, "--model-dir", one] + options + ["--threads", "1"]).status, 0)
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/bash")
+        process.arguments = [script, "--data", data, "--model-dir", two] + options
+        var environment = ProcessInfo.processInfo.environment
+        environment["MT_TRAIN"] = try Executables.path("mt-train")
+        process.environment = environment
+        let errors = Pipe()
+        process.standardError = errors
+        process.standardOutput = FileHandle.nullDevice
+        try process.run()
+        let text = String(decoding: errors.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        process.waitUntilExit()
+        XCTAssertEqual(process.terminationStatus, 0, text)
+        try assertSameTraining(one, two)
+    }
 }
