@@ -35,6 +35,12 @@ struct Train: ParsableCommand {
         vocabulary.json, the SentencePiece model(s), last/ (for --resume), log.jsonl (every \
         logged update and validation) and training.svg.
 
+        Several processes, on one machine or several (Open MPI): mpirun -np N mt-train ... \
+        (as root: mpirun --allow-run-as-root). Each process takes a share of every batch and the \
+        gradients are summed, so the batch options keep meaning the whole job's batch and N processes \
+        train as one; the first process alone prints, logs, validates and writes the model directory, and a \
+        checkpoint resumes on any number of processes. Every machine needs the data at the same path.
+
         TRAINING OPTIONS (--key value or --key=value):
 
         \(TrainingOptions.help())

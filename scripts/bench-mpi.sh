@@ -1,0 +1,56 @@
+#!/usr/bin/env bash
+# Data-parallel training speed: the default model on Multi30k en-de batches, measured in one run as
+#   - one process on all cores (BLAS threads),
+#   - one process per core under mpirun (one BLAS thread each),
+#   - one process on one core (the per-core reference),
+# and, when BASELINE_BIN names another build's directory, its one process on all cores (before/after).
+# Each runs UPDATES updates (default 120); the figure is the target tokens per second of the updates
+# after the first 20 (log.jsonl), so start-up and warm-up are left out.
+#
+# Usage: scripts/bench-mpi.sh [--json]
+# Environment: DATA (an mt-preprocess directory; default runs/multi30k-en-de/data, which
+#   scripts/train-multi30k.sh en de makes), UPDATES, BASELINE_BIN.
+# Benchmarks must not overlap on a shared machine: run it under `flock /tmp/swiftnmt-bench.lock`.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+json=0; [ "${1:-}" = --json ] && json=1
+data="${DATA:-runs/multi30k-en-de/data}"
+updates="${UPDATES:-120}"
+[ -f "$data/manifest.json" ] || { echo "bench-mpi: no preprocessed data in $data (set DATA)" >&2; exit 1; }
+swift build -c release --product mt-train >&2
+cores=$(nproc)
+cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
+grep -qm1 avx512f /proc/cpuinfo && cpu="$cpu (AVX-512)" || cpu="$cpu (AVX2, no AVX-512)"
+echo "machine: $cores cores, $cpu, $(date -u '+%Y-%m-%d %H:%M UTC')" >&2
+export OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1
+work="$(mktemp -d)"; trap 'rm -rf "$work"' EXIT
+options=(--data "$data" --max-updates "$updates" --valid-every 1000000000 --keep-best false --keep-last false --log-every 20)
+
+rate() {  # target tokens/s of the logged windows after the first
+    python3 - "$1/log.jsonl" <<'PY'
+import json, sys
+events = [json.loads(l) for l in open(sys.argv[1]) if '"kind":"train"' in l]
+rates = [e["tokensPerSecond"] for e in events[1:]]
+print(round(sum(rates) / len(rates)))
+PY
+}
+run() {  # name, command...
+    local name="$1"; shift
+    "$@" --model-dir "$work/$name" "${options[@]}" > /dev/null 2> "$work/$name.log"
+    local r; r=$(rate "$work/$name"); echo "$name: $r tokens/s" >&2; echo "$r"
+}
+all=$(run one-process-all-cores .build/release/mt-train --threads "$cores")
+mpi=$(run mpirun-one-per-core mpirun -np "$cores" --bind-to core .build/release/mt-train --threads 1)
+one=$(run one-process-one-core .build/release/mt-train --threads 1)
+base=null
+[ -n "${BASELINE_BIN:-}" ] && base=$(run baseline-all-cores "$BASELINE_BIN/mt-train" --threads "$cores")
+summary=$(python3 -c '
+import json, sys
+all_, mpi, one, cores = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
+base = None if sys.argv[4] == "null" else int(sys.argv[4])
+out = {"cpu": sys.argv[6], "cores": cores, "one_process_all_cores": all_, "mpirun_one_per_core": mpi, "one_process_one_core": one,
+       "mpi_over_one_process": round(mpi / all_, 3), "mpi_scaling_efficiency": round(mpi / (cores * one), 3),
+       "threads_scaling_efficiency": round(all_ / (cores * one), 3)}
+if base: out.update({"baseline_all_cores": base, "after_over_baseline": round(all_ / base, 3)})
+print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu")
+if [ $json = 1 ]; then echo "$summary"; else echo "$summary" | python3 -c 'import json,sys; [print(f"{k}: {v}") for k, v in json.load(sys.stdin).items()]'; fi
