@@ -224,12 +224,7 @@ final class PreprocessTests: XCTestCase {
         }
         try rewrite(c.dir + "/train.en") { Data([0xEF, 0xBB, 0xBF]) + $0.dropLast() }  // BOM; no final newline
         try rewrite(c.dir + "/train.de") { Data(String(decoding: $0, as: UTF8.self).replacingOccurrences(of: "\n", with: "\r\n").utf8) }
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
-        gzip.arguments = ["-c", "gzip -9 '\(c.dir)/valid.de'"]
-        try gzip.run()
-        gzip.waitUntilExit()
-        XCTAssertEqual(gzip.terminationStatus, 0)
+        try TestCorpus.gzip(c.dir + "/valid.de")
 
         var outputs: [[String: Data]] = []
         for (chunkLines, blockSize) in [(1 << 20, 1 << 20), (3, 7)] {
@@ -295,14 +290,7 @@ final class PreprocessTests: XCTestCase {
     func testSeparateVocabulariesAndGzipInput() throws {
         let c = try makeCorpus(seed: 5)
         // Compress the training files: PREFIX.LANG.gz is read when PREFIX.LANG is missing.
-        for lang in ["en", "de"] {
-            let p = Process()
-            p.executableURL = URL(fileURLWithPath: "/bin/sh")
-            p.arguments = ["-c", "gzip -9 '\(c.dir)/train.\(lang)'"]
-            try p.run()
-            p.waitUntilExit()
-            XCTAssertEqual(p.terminationStatus, 0)
-        }
+        for lang in ["en", "de"] { try TestCorpus.gzip(c.dir + "/train.\(lang)") }
         XCTAssertFalse(FileManager.default.fileExists(atPath: c.dir + "/train.en"))
         let dest = try tempDir("out-sep")
         let m = try Preprocessor(options: options(c, dest: dest, vocab: 150, joint: false)).run().manifest

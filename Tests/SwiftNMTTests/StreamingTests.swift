@@ -74,11 +74,7 @@ final class StreamingTests: XCTestCase {
         let dir = try tempDir("reader-gz")
         let lines = (0..<500).map { "Zeile \($0) mit Umlauten: äöü" }
         try TestCorpus.writeLines(lines, to: dir + "/text")
-        let gzip = Process()
-        gzip.executableURL = URL(fileURLWithPath: "/bin/sh")
-        gzip.arguments = ["-c", "gzip -9 '\(dir)/text'"]
-        try gzip.run()
-        gzip.waitUntilExit()
+        try TestCorpus.gzip(dir + "/text")
         let (read, reader) = try readAll(dir + "/text.gz", maxLines: 64, blockSize: 100)
         XCTAssertEqual(read, lines)
         XCTAssertTrue(reader.compressed)

@@ -64,6 +64,16 @@ extension TestCorpus {
         return dir + "/data"
     }
 
+    /// Replaces `path` by `path.gz` (gzip -9).
+    static func gzip(_ path: String) throws {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", "exec gzip -9 \"$0\"", path]
+        try process.run()
+        process.waitUntilExit()
+        guard process.terminationStatus == 0 else { throw PreprocessingFailed(errors: "gzip \(path) failed") }
+    }
+
     struct PreprocessingFailed: Error, CustomStringConvertible {
         let errors: String
         var description: String { "mt-preprocess failed: \(errors)" }
