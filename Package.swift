@@ -82,7 +82,7 @@ let package = Package(
         program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTDistributed"]),
         program("mt-translate", ["NMTSearch", "NMTTensor"]),
         program("mt-bleu", ["NMTMetrics"]),
-        program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor"]),
+        program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor", "NMTDistributed"]),
         program("mt-average", ["NMTModelFiles"]),
         program("mt-score", ["NMTSearch", "NMTTensor"]),
         .testTarget(

@@ -18,6 +18,7 @@ data="${DATA:-runs/multi30k-en-de/data}"
 updates="${UPDATES:-120}"
 [ -f "$data/manifest.json" ] || { echo "bench-mpi: no preprocessed data in $data (set DATA)" >&2; exit 1; }
 swift build -c release --product mt-train >&2
+swift build -c release --product mt-bench >&2
 cores=$(nproc)
 cpu="$(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | xargs)"
 grep -qm1 avx512f /proc/cpuinfo && cpu="$cpu (AVX-512)" || cpu="$cpu (AVX2, no AVX-512)"
@@ -42,15 +43,20 @@ run() {  # name, command...
 all=$(run one-process-all-cores .build/release/mt-train --threads "$cores")
 mpi=$(run mpirun-one-per-core mpirun -np "$cores" --bind-to core .build/release/mt-train --threads 1)
 one=$(run one-process-one-core .build/release/mt-train --threads 1)
+# The all-reduce of one update's gradients alone (as many floats as the model has parameters).
+parameters=$(sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$work/one-process-all-cores.log")
+allreduce=$(mpirun -np "$cores" --bind-to core .build/release/mt-bench --all-reduce "$parameters" --json | tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["allreduce_ms"], 2))')
+echo "all-reduce of $parameters floats over $cores processes: $allreduce ms" >&2
 base=null
 [ -n "${BASELINE_BIN:-}" ] && base=$(run baseline-all-cores "$BASELINE_BIN/mt-train" --threads "$cores")
 summary=$(python3 -c '
 import json, sys
 all_, mpi, one, cores = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
+allreduce = float(sys.argv[7])
 base = None if sys.argv[4] == "null" else int(sys.argv[4])
 out = {"cpu": sys.argv[6], "cores": cores, "one_process_all_cores": all_, "mpirun_one_per_core": mpi, "one_process_one_core": one,
        "mpi_over_one_process": round(mpi / all_, 3), "mpi_scaling_efficiency": round(mpi / (cores * one), 3),
-       "threads_scaling_efficiency": round(all_ / (cores * one), 3)}
+       "threads_scaling_efficiency": round(all_ / (cores * one), 3), "allreduce_ms": allreduce}
 if base: out.update({"baseline_all_cores": base, "after_over_baseline": round(all_ / base, 3)})
-print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu")
+print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu" "$allreduce")
 if [ $json = 1 ]; then echo "$summary"; else echo "$summary" | python3 -c 'import json,sys; [print(f"{k}: {v}") for k, v in json.load(sys.stdin).items()]'; fi

@@ -4,6 +4,7 @@ import NMTTraining
 import NMTTensor
 import NMTModel
 import NMTCommandLine
+import NMTDistributed
 
 /// Prints SwiftNMT's speed figures; `scripts/bench.sh` runs it on a release build.
 struct Bench: ParsableCommand {
@@ -31,6 +32,9 @@ struct Bench: ParsableCommand {
     @Flag(help: "End with one JSON object on the last line.")
     var json = false
 
+    @Option(help: ArgumentHelp("Under mpirun: only time the all-reduce of N floats (the gradients' size), 30 times, and print ms per all-reduce.", valueName: "N"))
+    var allReduce: Int?
+
     func validate() throws {
         guard (1...Self.maxBatches).contains(batches) else { throw ValidationError("--batches must be from 1 to \(Self.maxBatches)") }
         guard Self.sgemmSizes.contains(sgemmSize) else {
@@ -43,6 +47,22 @@ struct Bench: ParsableCommand {
     }
 
     func measure() throws {
+        if let allReduce {
+            let processes = ProcessGroup.world
+            let values = UnsafeMutablePointer<Float>.allocate(capacity: allReduce)
+            values.initialize(repeating: 1, count: allReduce)
+            processes.sum(values, count: allReduce)  // the first one sets up the connections
+            let started = Date()
+            for _ in 0..<30 { processes.sum(values, count: allReduce) }
+            let milliseconds = Date().timeIntervalSince(started) / 30 * 1000
+            if processes.isLeader {
+                print(String(format: "all-reduce of %d floats over %d processes: %.2f ms", allReduce, processes.size, milliseconds))
+                if json { print("{\"allreduce_floats\": \(allReduce), \"processes\": \(processes.size), \"allreduce_ms\": \(milliseconds)}") }
+            }
+            values.deallocate()
+            processes.finalize()
+            return
+        }
         BLAS.threads = threads.count
         let sgemm = Benchmarks.sgemmGFlops(size: sgemmSize)
         print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads.count, sgemm))
