@@ -34,4 +34,4 @@ chmod +x "$work/agent.sh"
 OMPI_ALLOW_RUN_AS_ROOT=1 OMPI_ALLOW_RUN_AS_ROOT_CONFIRM=1 ip netns exec "$a" \
     mpirun --hostfile "$work/hostfile" -np 2 --mca plm_rsh_agent "$work/agent.sh" \
     --mca btl tcp,self --mca btl_tcp_if_include "198.18.$subnet.0/24" --mca oob_tcp_if_include "198.18.$subnet.0/24" \
-    -x PATH -x LD_LIBRARY_PATH "$bin" --threads 1 "$@"
+    -x PATH "$bin" --threads 1 "$@"
