@@ -53,10 +53,11 @@ summary=$(python3 -c '
 import json, sys
 all_, mpi, one, cores = int(sys.argv[1]), int(sys.argv[2]), int(sys.argv[3]), int(sys.argv[5])
 allreduce = float(sys.argv[7])
+parameters = int(sys.argv[8])
 base = None if sys.argv[4] == "null" else int(sys.argv[4])
 out = {"cpu": sys.argv[6], "cores": cores, "one_process_all_cores": all_, "mpirun_one_per_core": mpi, "one_process_one_core": one,
        "mpi_over_one_process": round(mpi / all_, 3), "mpi_scaling_efficiency": round(mpi / (cores * one), 3),
-       "threads_scaling_efficiency": round(all_ / (cores * one), 3), "allreduce_ms": allreduce}
+       "threads_scaling_efficiency": round(all_ / (cores * one), 3), "allreduce_ms": allreduce, "parameters": parameters}
 if base: out.update({"baseline_all_cores": base, "after_over_baseline": round(all_ / base, 3)})
-print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu" "$allreduce")
+print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu" "$allreduce" "$parameters")
 if [ $json = 1 ]; then echo "$summary"; else echo "$summary" | python3 -c 'import json,sys; [print(f"{k}: {v}") for k, v in json.load(sys.stdin).items()]'; fi

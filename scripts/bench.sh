@@ -3,7 +3,11 @@
 #   - the machine's sgemm GFLOP/s (all cores) and the reference model's training throughput and
 #     FLOP utilization (mt-bench; on the first batches of Multi30k en-de when it has been
 #     preprocessed, else on synthetic batches of lengths 10-20);
-#   - beam-5 translation speed of the shipped model over Multi30k test_2016_flickr (mt-translate).
+#   - beam-5 translation speed of the shipped model over Multi30k test_2016_flickr (mt-translate);
+#   - with the preprocessed corpus (DATA), data-parallel training: mt-train on one process against
+#     mpirun -np 2 with one BLAS thread each, and the all-reduce of one update's gradients
+#     (scripts/bench-mpi.sh; its keys go into the JSON as train_tokens_per_second_single,
+#     train_tokens_per_second_mpi2, mpi_speedup, allreduce_ms_per_update, allreduce_bytes).
 # Usage: scripts/bench.sh [--json] [--threads N] [--batches N]
 # Environment: MODEL (default checkpoints/multi30k-en-de), MULTI30K_DIR (corpus with raw/*.gz, or
 # data/multi30k with plain files), DATA (an mt-preprocess directory of Multi30k en-de for real batches).
@@ -39,7 +43,20 @@ if [ -f "$model/model.safetensors" ] && [ -n "$source" ]; then
 else
     echo "translation benchmark skipped: needs $model and the Multi30k test set (MULTI30K_DIR or data/multi30k)" >&2
 fi
+mpi_json='{}'
+if [ -f "$data/manifest.json" ]; then
+    mpi=$(DATA="$data" bash scripts/bench-mpi.sh --json | tail -n 1)
+    mpi_json=$(python3 -c '
+import json, sys
+m = json.loads(sys.argv[1])
+print(json.dumps({"train_tokens_per_second_single": m["one_process_all_cores"], "train_tokens_per_second_mpi2": m["mpirun_one_per_core"],
+                  "mpi_speedup": m["mpi_over_one_process"], "allreduce_ms_per_update": m["allreduce_ms"],
+                  "allreduce_bytes": 4 * m["parameters"]}))' "$mpi")
+    echo "data-parallel training: $mpi_json" >&2
+else
+    echo "data-parallel benchmark skipped: needs the preprocessed corpus in $data (DATA)" >&2
+fi
 if [ $json = 1 ]; then
-    python3 -c 'import json,sys; a=json.loads(sys.argv[1]); a.update(json.loads(sys.argv[2])); print(json.dumps(a, sort_keys=True))' \
-        "$train_json" "$translate_json"
+    python3 -c 'import json,sys; a={}; [a.update(json.loads(x)) for x in sys.argv[1:]]; print(json.dumps(a, sort_keys=True))' \
+        "$train_json" "$translate_json" "$mpi_json"
 fi
