@@ -142,6 +142,15 @@ final class DistributedTests: XCTestCase {
         result = try train(processes: 1, ["--data", data, "--resume", split, "--max-updates", "40"])
         XCTAssertEqual(result.status, 0, result.errors)
         try assertSameTraining(straight, split)
+
+        // --init-from: the leader reads the weights and gives them to the others.
+        let initOne = directory + "/init-one", initTwo = directory + "/init-two"
+        let fineTune = Self.tinyModel + ["--max-updates", "20", "--init-from", straight]
+        XCTAssertEqual(try train(processes: 1, ["--data", data, "--model-dir", initOne] + fineTune).status, 0)
+        result = try train(processes: 2, ["--data", data, "--model-dir", initTwo] + fineTune)
+        XCTAssertEqual(result.status, 0, result.errors)
+        try assertSameTraining(initOne, initTwo)
+        XCTAssertLessThan(try losses(initTwo)[0], try losses(straight)[0], "it starts from the trained weights")
     }
 
     func testASignalStopsEveryProcessAndAKilledOneStopsThemAll() throws {
