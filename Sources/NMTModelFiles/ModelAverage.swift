@@ -27,21 +27,22 @@ public enum ModelAverage {
         let first = ModelDirectory(directories[0])
         try first.checkExists()
         let config = try first.loadConfig()
-        let vocabulary = try vocabularyDirectory(first).vocabularyFiles()
+        // A checkpoint's vocabulary is its run's: loadVocabulary says where the files are.
+        let (vocabulary, vocabularyPath, _, _) = try first.loadVocabulary()
         for directory in directories.dropFirst() {
             let other = ModelDirectory(directory)
             try other.checkExists()
             if let d = try other.loadConfig().firstDifference(from: config) {
                 throw ModelDirectory.Error.mismatch("\(directory) differs from \(directories[0]): \(d.field) is \(d.value) there and \(d.otherValue) here")
             }
-            let otherVocabulary = try vocabularyDirectory(other).vocabularyFiles()
+            let (otherVocabulary, otherPath, _, _) = try other.loadVocabulary()
             guard (otherVocabulary.sourceLang, otherVocabulary.targetLang) == (vocabulary.sourceLang, vocabulary.targetLang) else {
                 throw ModelDirectory.Error.mismatch("\(directory) translates \(otherVocabulary.sourceLang)-\(otherVocabulary.targetLang), "
                                                     + "\(directories[0]) \(vocabulary.sourceLang)-\(vocabulary.targetLang)")
             }
             for (mine, theirs) in [(vocabulary.sourceModel, otherVocabulary.sourceModel), (vocabulary.targetModel, otherVocabulary.targetModel)] {
-                let a = vocabularyDirectory(first).path + "/" + mine, b = vocabularyDirectory(other).path + "/" + theirs
-                guard try contents(a) == contents(b) else {
+                let a = vocabularyPath + "/" + mine, b = otherPath + "/" + theirs
+                guard try ModelDirectory.contents(of: a) == ModelDirectory.contents(of: b) else {
                     throw ModelDirectory.Error.mismatch("the SentencePiece models \(b) and \(a) differ: the models have different vocabularies")
                 }
             }
@@ -65,23 +66,7 @@ public enum ModelAverage {
         try target.create()
         try target.saveModel(averaged, dtype: halfPrecision ? .f16 : .f32)
         try target.installVocabulary(sourceLang: vocabulary.sourceLang, targetLang: vocabulary.targetLang,
-                                     sourceModel: vocabularyDirectory(first).path + "/" + vocabulary.sourceModel,
-                                     targetModel: vocabularyDirectory(first).path + "/" + vocabulary.targetModel)
-    }
-
-    /// Where a model directory's vocabulary is: its own, or for a checkpoint `last-N`, its run's.
-    private static func vocabularyDirectory(_ directory: ModelDirectory) -> ModelDirectory {
-        let name = (directory.path as NSString).lastPathComponent
-        if name.hasPrefix(ModelDirectory.lastLink + "-"),
-           !FileManager.default.fileExists(atPath: directory.path + "/" + ModelDirectory.vocabularyFile) {
-            return ModelDirectory((directory.path as NSString).deletingLastPathComponent)
-        }
-        return directory
-    }
-
-    private static func contents(_ file: String) throws -> Data {
-        do { return try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
-            throw FileError("read", file, (error as NSError).localizedFailureReason ?? error.localizedDescription)
-        }
+                                     sourceModel: vocabularyPath + "/" + vocabulary.sourceModel,
+                                     targetModel: vocabularyPath + "/" + vocabulary.targetModel)
     }
 }

@@ -235,7 +235,7 @@ public struct ModelDirectory: Sendable {
     }
 
     /// vocabulary.json.
-    func vocabularyFiles() throws -> VocabularyFiles {
+    private func vocabularyFiles() throws -> VocabularyFiles {
         let file = path + "/" + Self.vocabularyFile
         guard let data = FileManager.default.contents(atPath: file) else {
             throw Error.missing("\(path) is not a model directory: \(Self.vocabularyFile) is missing")
@@ -243,7 +243,7 @@ public struct ModelDirectory: Sendable {
         return try JSONFile.decode(VocabularyFiles.self, from: data, path: file)
     }
 
-    private static func contents(of file: String) throws -> Data {
+    package static func contents(of file: String) throws -> Data {
         do { return try Data(contentsOf: URL(fileURLWithPath: file)) } catch {
             throw FileError("read", file, (error as NSError).localizedFailureReason ?? error.localizedDescription)
         }
