@@ -1,16 +1,20 @@
 import CKernels
 import NMTTensor
 
-/// What a search needs from a model, and all it may touch: encode the sources and start a number of
-/// rows per sentence, advance every row by one token, and move rows around. (JoeyNMT's search receives
-/// a decoder the same way; an ensemble is another implementation.)
+/// What a search needs from a model, and all it may touch: encode sentences and add a number of rows
+/// for each, advance every row by one token, and move rows around. (JoeyNMT's search receives a decoder
+/// the same way; an ensemble is another implementation.) Sentences may join between steps (`append`)
+/// and leave (`compact`): every row's numbers depend only on its own sentence and tokens, never on the
+/// other rows, so a translation does not depend on what shares its batch.
 package protocol IncrementalDecoding: AnyObject {
     var targetVocabSize: Int { get }
-    /// Rows (hypotheses) in the current step; the rows of sentence s are s·k … s·k+k−1 after `start`.
+    /// Rows (hypotheses) in the current step.
     var rows: Int { get }
+    /// Source positions of every row: the longest source among the rows (shorter ones are masked).
     var sourceSteps: Int { get }
-    /// Encodes `sources` (ids without BOS/EOS) and sets up `beams` rows for each sentence.
-    func start(sources: [[Int32]], beams: Int)
+    /// Encodes `sources` (ids without BOS/EOS) and appends `beams[i]` rows for sentence i after the
+    /// current rows, each at the sentence's initial state.
+    func append(sources: [[Int32]], beams: [Int])
     /// Advances every row by one token (`previous` [R]); afterwards log p(v | row) = logits[row, v] − logSumExp[row].
     func step(previous: UnsafePointer<Int32>)
     /// The last step's logits [R, Vt].
@@ -27,6 +31,19 @@ package protocol IncrementalDecoding: AnyObject {
     func replica() -> any IncrementalDecoding
 }
 
+extension IncrementalDecoding {
+    /// Drops every row, then sets up `beams` rows for each sentence: the rows of sentence s are s·k … s·k+k−1.
+    package func start(sources: [[Int32]], beams: Int) {
+        removeAll()
+        append(sources: sources, beams: [Int](repeating: beams, count: sources.count))
+    }
+
+    package func removeAll() {
+        var none: Int32 = 0
+        compact(kept: &none, count: 0)
+    }
+}
+
 /// The model's decoder one target position at a time, for many rows at once: the same layer functions
 /// as `Decoder.forward` (the conditional GRU step, the stacked GRU cells, the deep output), called on the
 /// rows of one step instead of a whole target prefix. The k beams of sentence s are rows s·k … s·k+k−1,
@@ -34,14 +51,20 @@ package protocol IncrementalDecoding: AnyObject {
 /// one GEMM per layer over all rows and the attention kernel needs no indirection. Beam search moves
 /// rows around with `reorder` (by parent index) and drops the rows of finished sentences with `compact`.
 ///
+/// Sentences that join (`append`) are encoded on their own and their rows put after the others; the
+/// source side is laid out anew for the longer of the two source lengths (a row's positions past its own
+/// source are masked, and masked positions change nothing: `nmt_attention_forward` skips them).
+///
 /// Shapes (R rows, Ts source steps): annotations [Ts·R, C], keys [Ts·R, A], mask [Ts·R],
-/// states[l] [R, D], logits [R, Vt], logSumExp [R].
+/// states[l] [R, D], logits [R, Vt], logSumExp [R], rowSourceLengths [R].
 package final class IncrementalDecoder: IncrementalDecoding {
     package let model: Seq2Seq
     package private(set) var rows = 0, sourceSteps = 0
     // The source side, a copy per row.
     private var annotations = FloatBuffer(count: 0), keys = FloatBuffer(count: 0), mask = FloatBuffer(count: 0)
     private var spareAnnotations = FloatBuffer(count: 0), spareKeys = FloatBuffer(count: 0), spareMask = FloatBuffer(count: 0)
+    /// Each row's own source length, so that `compact` can shorten the source side to the longest kept.
+    private var rowSourceLengths: [Int32] = [], spareRowSourceLengths: [Int32] = []
     // Per sentence, at the start: [B, C], [Ts·B, A], [B, D].
     private let mean = FloatBuffer(count: 0), sentenceKeys = FloatBuffer(count: 0), initial = FloatBuffer(count: 0)
     // One step.
@@ -67,53 +90,88 @@ package final class IncrementalDecoder: IncrementalDecoding {
     package var logSumExp: UnsafePointer<Float> { UnsafePointer(rowLogSumExp.pointer) }
     package var attention: UnsafePointer<Float> { UnsafePointer(conditional.alpha.pointer) }
 
-    package func start(sources: [[Int32]], beams: Int) {
+    package func append(sources: [[Int32]], beams: [Int]) {
+        precondition(sources.count == beams.count)
+        guard !sources.isEmpty else { return }
         let batch = Batch(sources: sources, targets: sources.map { _ in [] })
         batch.sourceTokens.withUnsafeBufferPointer { tokens in
             batch.sourceMask.withUnsafeBufferPointer { sourceMask in
                 model.encoder.forward(model.parameters, tokens: tokens.baseAddress!, mask: sourceMask.baseAddress!,
                                       steps: batch.sourceSteps, batch: batch.size, dropout: .none)
-                start(encoded: model.encoder.annotations, sourceMask: sourceMask.baseAddress!, sourceSteps: batch.sourceSteps,
-                      sentences: batch.size, beams: beams)
+                append(encoded: model.encoder.annotations, sourceMask: sourceMask.baseAddress!, sourceSteps: batch.sourceSteps,
+                       sourceLengths: sources.map { Int32($0.count) }, beams: beams)
             }
         }
     }
 
-    /// Sets up `beams` rows for each of `sentences` sentences from the encoder's output (`encoded`
-    /// [Ts·B, C], `sourceMask` [Ts·B]): keys and initial states are computed per sentence, then
-    /// repeated for its rows.
-    func start(encoded: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>, sourceSteps ts: Int, sentences b: Int, beams k: Int) {
+    /// Appends `beams[s]` rows for each new sentence s from the encoder's output (`encoded` [Tn·B, C],
+    /// `sourceMask` [Tn·B]): keys and initial states are computed per sentence, then repeated for its
+    /// rows. The current rows keep their states and move, with the new ones, into a source side of
+    /// max(Ts, Tn) steps.
+    func append(encoded: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>, sourceSteps tn: Int, sourceLengths: [Int32],
+                beams: [Int]) {
         let c = model.config, d = c.decoderHiddenSize, p = model.parameters, cs = c.contextSize, a = c.attentionSize
-        let cgru = layers.conditionalGRU
-        rows = b * k
-        sourceSteps = ts
-        let r = rows
-        for (buffer, size) in [(mean, b * cs), (sentenceKeys, ts * b * a), (initial, b * d),
-                               (annotations, ts * r * cs), (keys, ts * r * a), (mask, ts * r),
+        let cgru = layers.conditionalGRU, b = beams.count
+        let old = rows, oldTs = sourceSteps, r = old + beams.reduce(0, +), ts = max(oldTs, tn)
+        for (buffer, size) in [(mean, b * cs), (sentenceKeys, tn * b * a), (initial, b * d),
                                (spareAnnotations, ts * r * cs), (spareKeys, ts * r * a), (spareMask, ts * r),
                                (embedded, r * c.embedSize), (inputProjection, r * 3 * d), (rowLogSumExp, r)] {
             buffer.reserve(size)
         }
-        for s in states + nextStates { s.reserve(r * d) }
         conditional.reserve(cgru, steps: 1, batch: r, sourceSteps: ts, gradients: false)
         deep.reserve(layers.deepOutput, rows: r, gradients: false)
         cgru.fillQueryBias(p, into: conditional.queryBias.pointer)
-        layers.initialState.forward(p, annotations: encoded, mask: sourceMask, sourceSteps: ts, batch: b, mean: mean.pointer,
+        layers.initialState.forward(p, annotations: encoded, mask: sourceMask, sourceSteps: tn, batch: b, mean: mean.pointer,
                                     into: initial.pointer)
-        cgru.projectKeys(p, annotations: encoded, rows: ts * b, into: sentenceKeys.pointer)
+        cgru.projectKeys(p, annotations: encoded, rows: tn * b, into: sentenceKeys.pointer)
         for t in 0..<ts {
+            // The current rows are contiguous at each step: one copy each (or zeros past their sources).
+            let oldRows = t * old, to = t * r
+            if t < oldTs {
+                (spareAnnotations.pointer + to * cs).update(from: annotations.pointer + oldRows * cs, count: old * cs)
+                (spareKeys.pointer + to * a).update(from: keys.pointer + oldRows * a, count: old * a)
+                (spareMask.pointer + to).update(from: mask.pointer + oldRows, count: old)
+            } else {
+                (spareAnnotations.pointer + to * cs).update(repeating: 0, count: old * cs)
+                (spareKeys.pointer + to * a).update(repeating: 0, count: old * a)
+                (spareMask.pointer + to).update(repeating: 0, count: old)
+            }
+            var row = to + old
             for s in 0..<b {
-                for j in 0..<k {
-                    let row = t * r + s * k + j, from = t * b + s
-                    (annotations.pointer + row * cs).update(from: encoded + from * cs, count: cs)
-                    (keys.pointer + row * a).update(from: sentenceKeys.pointer + from * a, count: a)
-                    mask[row] = sourceMask[from]
+                for _ in 0..<beams[s] {
+                    if t < tn {
+                        let from = t * b + s
+                        (spareAnnotations.pointer + row * cs).update(from: encoded + from * cs, count: cs)
+                        (spareKeys.pointer + row * a).update(from: sentenceKeys.pointer + from * a, count: a)
+                        spareMask[row] = sourceMask[from]
+                    } else {
+                        (spareAnnotations.pointer + row * cs).update(repeating: 0, count: cs)
+                        (spareKeys.pointer + row * a).update(repeating: 0, count: a)
+                        spareMask[row] = 0
+                    }
+                    row += 1
                 }
             }
         }
-        for state in states {
-            for s in 0..<b { for j in 0..<k { (state.pointer + (s * k + j) * d).update(from: initial.pointer + s * d, count: d) } }
+        swap(&annotations, &spareAnnotations)
+        swap(&keys, &spareKeys)
+        swap(&mask, &spareMask)
+        for l in states.indices {
+            nextStates[l].reserve(r * d)
+            nextStates[l].pointer.update(from: states[l].pointer, count: old * d)
+            var row = old
+            for s in 0..<b {
+                for _ in 0..<beams[s] {
+                    (nextStates[l].pointer + row * d).update(from: initial.pointer + s * d, count: d)
+                    row += 1
+                }
+            }
+            swap(&states[l], &nextStates[l])
+            nextStates[l].reserve(r * d)
         }
+        for s in 0..<b { for _ in 0..<beams[s] { rowSourceLengths.append(sourceLengths[s]) } }
+        rows = r
+        sourceSteps = ts
     }
 
     package func step(previous: UnsafePointer<Int32>) {
@@ -148,13 +206,21 @@ package final class IncrementalDecoder: IncrementalDecoding {
         }
     }
 
-    /// Gathers states, annotations, keys and mask of the kept rows, so finished sentences cost nothing in later steps.
+    /// Gathers states, annotations, keys and mask of the kept rows, so finished sentences cost nothing in
+    /// later steps; the source side shrinks to the longest kept source.
     package func compact(kept: UnsafePointer<Int32>, count: Int) {
-        let c = model.config, d = c.decoderHiddenSize, cs = c.contextSize, a = c.attentionSize, ts = sourceSteps, old = rows
+        let c = model.config, d = c.decoderHiddenSize, cs = c.contextSize, a = c.attentionSize, old = rows
+        spareRowSourceLengths.removeAll(keepingCapacity: true)
+        for i in 0..<count { spareRowSourceLengths.append(rowSourceLengths[Int(kept[i])]) }
+        swap(&rowSourceLengths, &spareRowSourceLengths)
+        let ts = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))
         for l in states.indices {
             for i in 0..<count { (nextStates[l].pointer + i * d).update(from: states[l].pointer + Int(kept[i]) * d, count: d) }
             swap(&states[l], &nextStates[l])
         }
+        spareAnnotations.reserve(ts * count * cs)
+        spareKeys.reserve(ts * count * a)
+        spareMask.reserve(ts * count)
         for t in 0..<ts {
             for i in 0..<count {
                 let from = t * old + Int(kept[i]), to = t * count + i
@@ -167,5 +233,6 @@ package final class IncrementalDecoder: IncrementalDecoding {
         swap(&keys, &spareKeys)
         swap(&mask, &spareMask)
         rows = count
+        sourceSteps = ts
     }
 }

@@ -49,11 +49,14 @@ public struct Hypothesis: Sendable, Equatable {
 /// step is one GEMM per layer for everything. After each step the surviving hypotheses are
 /// gathered by parent index (`IncrementalDecoding.reorder`), as Marian's beam search does, and the
 /// rows of finished sentences are dropped (`compact`). Hypotheses are kept as back-pointers (a
-/// token and a parent per node), so a step copies no token lists.
+/// token and a parent per node), so a step copies no token lists. The steps themselves are
+/// `SearchBatch`'s, which a server also drives with sentences joining between steps.
 package final class BeamSearch {
     let decoder: any IncrementalDecoding
     /// Searches over replicas of the decoder, for the other workers of `searchInBatches`.
     private var replicas: [BeamSearch] = []
+    /// Kept between searches, with its workspaces.
+    private lazy var batch = SearchBatch(decoder: decoder)
 
     init(decoder: any IncrementalDecoding) {
         self.decoder = decoder
@@ -63,32 +66,20 @@ package final class BeamSearch {
         self.init(decoder: IncrementalDecoder(model: model))
     }
 
-    /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first.
-    /// The stages: start every sentence's rows, then step by step expand and select each sentence's
-    /// beam, reorder the decoder's rows, and drop finished sentences; at the end, read the n-best lists
-    /// off the tree of hypotheses.
+    /// Translates sentences (ids without BOS/EOS); returns for each its n-best list, best first: all of
+    /// them join one batch, which steps until every sentence is done.
     func search(_ sources: [[Int32]], options: BeamSearchOptions, sentenceIndices: [Int]? = nil) -> [[Hypothesis]] {
         guard !sources.isEmpty else { return [] }
         if let sampling = options.sampling {
             return sample(sources, options: options, sampling: sampling, sentenceIndices: sentenceIndices ?? Array(sources.indices))
         }
-        let k = max(1, options.beamSize)
-        decoder.start(sources: sources, beams: k)
-        let maxLength = sources.map { min(Int(Float($0.count) * options.maxLengthRatio) + options.maxLengthOffset, options.maxOutputLength) }
-        var beams = Beams(sentences: sources.count, beamSize: k, sourceSteps: decoder.sourceSteps, longest: maxLength.max()!,
-                          alignments: options.alignments)
-        var step = 0
-        while beams.live > 0 {
-            step += 1
-            decoder.step(previous: beams.previous)
-            beams.select(step: step, maxLength: maxLength, decoder: decoder, lengthPenalty: options.lengthPenalty)
-            decoder.reorder(parents: beams.parents)
-            if beams.shouldCompact {
-                beams.compact()
-                decoder.compact(kept: beams.kept, count: beams.rows)
-            }
+        batch.removeAll()
+        batch.admit(sources.enumerated().map { SearchBatch.Request(tag: $0.offset, source: $0.element, options: options) })
+        var results = [[Hypothesis]](repeating: [], count: sources.count)
+        while batch.live > 0 {
+            for (tag, hypotheses) in batch.step() { results[tag] = hypotheses }
         }
-        return sources.indices.map { beams.nBest(sentence: $0, sourceLength: sources[$0].count, options: options) }
+        return results
     }
 
     /// The most source positions a batch holds across its hypotheses (sentences × beam size × longest
@@ -158,146 +149,246 @@ package final class BeamSearch {
     }
 }
 
-/// The hypotheses of one batch during beam search: per row its score, its node in the back-pointer
-/// tree and its last token; per sentence its finished hypotheses. All arrays are sized once, before
-/// the first step. Row i belongs to sentence active[i / k].
-private struct Beams {
-    struct Candidate { var score: Float; var row: Int32; var token: Int32 }
-    struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
+/// The sentences that beam search advances together, one decoder step for all of them at a time.
+/// Sentences join (`admit`) and leave (`remove`) between steps, each with options of its own (beam
+/// size, length penalty, n-best): `BeamSearch.search` admits a whole batch at once, a server admits
+/// requests as they come (in-flight batching). A sentence owns `beamSize` consecutive decoder rows and
+/// its own tree of hypotheses, and what it finds depends on nothing else in the batch.
+///
+/// A finished sentence's rows stay in the decoder as dead rows until they make up a quarter of the
+/// rows, or until sentences join: dropping rows copies the sentences' annotations and keys, which
+/// costs more than a few steps of GEMM rows.
+package final class SearchBatch {
+    package struct Request: Sendable {
+        /// The caller's name for the sentence, returned with its hypotheses.
+        package var tag: Int
+        package var source: [Int32]
+        package var options: BeamSearchOptions
 
-    let k: Int, sourceSteps: Int, alignments: Bool
-    // The back-pointer tree: node n is token nodeToken[n] after node nodeParent[n] (−1: BOS).
-    var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
-    var active: [Int], nextActive: [Int] = []
-    var score: [Float], nextScore: [Float]
-    var node: [Int32], nextNode: [Int32]
-    var previous: [Int32], parents: [Int32], kept: [Int32]
-    var finished: [[Finished]]
-    var done: [Bool]
-    var live: Int
-    // Scratch of `select`.
-    var candidates: [Candidate] = []
-    var topIndex: [Int32], topValue: [Float]
-
-    init(sentences b: Int, beamSize k: Int, sourceSteps: Int, longest: Int, alignments: Bool) {
-        self.k = k
-        self.sourceSteps = sourceSteps
-        self.alignments = alignments
-        nodeToken.reserveCapacity((longest + 1) * b * k)
-        nodeParent.reserveCapacity((longest + 1) * b * k)
-        if alignments { nodeAlignment.reserveCapacity((longest + 1) * b * k * sourceSteps) }
-        active = Array(0..<b)
-        nextActive.reserveCapacity(b)
-        score = [Float](repeating: -.infinity, count: b * k)
-        for s in 0..<b { score[s * k] = 0 }
-        nextScore = score
-        node = [Int32](repeating: -1, count: b * k)
-        nextNode = node
-        previous = [Int32](repeating: SpecialTokens.bos, count: b * k)
-        parents = [Int32](repeating: 0, count: b * k)
-        kept = [Int32](repeating: 0, count: b * k)
-        finished = [[Finished]](repeating: [], count: b)
-        for s in 0..<b { finished[s].reserveCapacity(2 * k) }
-        done = [Bool](repeating: false, count: b)
-        live = b
-        candidates.reserveCapacity(k * (k + 1))
-        topIndex = [Int32](repeating: 0, count: k + 1)
-        topValue = [Float](repeating: 0, count: k + 1)
+        package init(tag: Int, source: [Int32], options: BeamSearchOptions) {
+            self.tag = tag
+            self.source = source
+            self.options = options
+        }
     }
 
-    /// Rows in the decoder.
-    var rows: Int { active.count * k }
+    let decoder: any IncrementalDecoding
+    /// In row order: sentence i's rows are sentences[i].firstRow ..< firstRow + k.
+    private var sentences: [SentenceBeam] = []
+    // Per decoder row: the token it was fed last, the row it continues after `select`; scratch of `compact`.
+    private var previous: [Int32] = [], parents: [Int32] = [], kept: [Int32] = []
+    private var scratch = SentenceBeam.Scratch()
+    /// Sentences not yet done.
+    package private(set) var live = 0
+    private var deadRows = 0
+
+    package init(decoder: any IncrementalDecoding) {
+        self.decoder = decoder
+    }
+
+    /// Decoder rows, dead ones included.
+    package var rows: Int { decoder.rows }
+    package var sourceSteps: Int { decoder.sourceSteps }
+    /// The tags of the sentences not yet done.
+    package var liveTags: [Int] { sentences.filter { !$0.done }.map(\.tag) }
+
+    /// New sentences (not empty) join the batch; their first step is the batch's next.
+    package func admit(_ requests: [Request]) {
+        guard !requests.isEmpty else { return }
+        if deadRows > 0 { compact() }
+        let beams = requests.map { max(1, $0.options.beamSize) }
+        decoder.append(sources: requests.map(\.source), beams: beams)
+        var row = previous.count
+        for (request, k) in zip(requests, beams) {
+            sentences.append(SentenceBeam(request, firstRow: row))
+            row += k
+            scratch.reserve(beamSize: k)
+        }
+        previous.append(contentsOf: repeatElement(SpecialTokens.bos, count: row - previous.count))
+        parents.append(contentsOf: repeatElement(0, count: row - parents.count))
+        live += requests.count
+    }
+
+    /// Advances every sentence by one token; returns the sentences that finished, with their n-best lists.
+    package func step() -> [(tag: Int, hypotheses: [Hypothesis])] {
+        decoder.step(previous: previous)
+        var finished: [(tag: Int, hypotheses: [Hypothesis])] = []
+        for i in sentences.indices {
+            let wasDone = sentences[i].done
+            sentences[i].select(decoder: decoder, previous: &previous, parents: &parents, scratch: &scratch)
+            if !wasDone && sentences[i].done {
+                live -= 1
+                deadRows += sentences[i].k
+                finished.append((sentences[i].tag, sentences[i].nBest()))
+            }
+        }
+        decoder.reorder(parents: parents)
+        if live > 0 && deadRows * 4 >= rows { compact() }
+        return finished
+    }
+
+    /// Sentences leave the batch unfinished (their requests were cancelled).
+    package func remove(tags: Set<Int>) {
+        for i in sentences.indices where !sentences[i].done && tags.contains(sentences[i].tag) {
+            sentences[i].done = true
+            live -= 1
+            deadRows += sentences[i].k
+        }
+        if deadRows > 0 { compact() }
+    }
+
+    /// Drops every sentence and row.
+    package func removeAll() {
+        sentences.removeAll(keepingCapacity: true)
+        previous.removeAll(keepingCapacity: true)
+        parents.removeAll(keepingCapacity: true)
+        decoder.removeAll()
+        live = 0
+        deadRows = 0
+    }
+
+    /// Drops the rows of the sentences that are done.
+    private func compact() {
+        kept.removeAll(keepingCapacity: true)
+        for sentence in sentences where !sentence.done {
+            for j in 0..<sentence.k { kept.append(Int32(sentence.firstRow + j)) }
+        }
+        decoder.compact(kept: kept, count: kept.count)
+        // kept is increasing, so gathering forward in place reads each row before it is overwritten.
+        for (i, from) in kept.enumerated() { previous[i] = previous[Int(from)] }
+        previous.removeLast(previous.count - kept.count)
+        parents.removeLast(parents.count - kept.count)
+        sentences.removeAll { $0.done }
+        var row = 0
+        for i in sentences.indices {
+            sentences[i].firstRow = row
+            row += sentences[i].k
+        }
+        deadRows = 0
+    }
+}
+
+/// One sentence during beam search: per beam its score and its node in the sentence's tree of
+/// hypotheses (node n is token nodeToken[n] after node nodeParent[n], −1: BOS), and its finished
+/// hypotheses. Its k beams are decoder rows firstRow ..< firstRow + k.
+private struct SentenceBeam {
+    struct Candidate { var score: Float; var row: Int32; var token: Int32 }
+    struct Finished { var score: Float; var logProbability: Float; var node: Int32 }
+    /// What `select` needs for any sentence, shared by the batch.
+    struct Scratch {
+        var candidates: [Candidate] = []
+        var topIndex: [Int32] = [], topValue: [Float] = []
+
+        mutating func reserve(beamSize k: Int) {
+            guard topIndex.count < k + 1 else { return }
+            candidates.reserveCapacity(k * (k + 1))
+            topIndex = [Int32](repeating: 0, count: k + 1)
+            topValue = [Float](repeating: 0, count: k + 1)
+        }
+    }
+
+    let tag: Int, k: Int, lengthPenalty: Float, nBestCount: Int, alignments: Bool, sourceLength: Int
+    /// Output length limit: ratio × source length + offset, at most maxOutputLength.
+    let maxLength: Int
+    var firstRow: Int
+    var steps = 0
+    var score: [Float], nextScore: [Float]
+    var node: [Int32], nextNode: [Int32]
+    var nodeToken: [Int32] = [], nodeParent: [Int32] = [], nodeAlignment: [Float] = []
+    var finished: [Finished] = []
+    var done = false
+
+    init(_ request: SearchBatch.Request, firstRow: Int) {
+        let options = request.options
+        tag = request.tag
+        k = max(1, options.beamSize)
+        lengthPenalty = options.lengthPenalty
+        nBestCount = max(1, options.nBest)
+        alignments = options.alignments
+        sourceLength = request.source.count
+        maxLength = min(Int(Float(sourceLength) * options.maxLengthRatio) + options.maxLengthOffset, options.maxOutputLength)
+        self.firstRow = firstRow
+        score = [Float](repeating: -.infinity, count: k)
+        score[0] = 0
+        nextScore = score
+        node = [Int32](repeating: -1, count: k)
+        nextNode = node
+        let nodes = min((maxLength + 1) * k, 1 << 16)
+        nodeToken.reserveCapacity(nodes)
+        nodeParent.reserveCapacity(nodes)
+        if alignments { nodeAlignment.reserveCapacity(min(nodes * sourceLength, 1 << 20)) }
+        finished.reserveCapacity(2 * k)
+    }
 
     mutating func addNode(token: Int32, parent: Int32, attention: UnsafePointer<Float>) -> Int32 {
         nodeToken.append(token)
         nodeParent.append(parent)
-        if alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: attention, count: sourceSteps)) }
+        if alignments { nodeAlignment.append(contentsOf: UnsafeBufferPointer(start: attention, count: sourceLength)) }
         return Int32(nodeToken.count - 1)
     }
 
-    /// After a decoder step: each unfinished sentence's rows propose their k+1 best next tokens; the
-    /// k best proposals survive (as rows `parents` points them to), EOS or the length limit moves them
-    /// to `finished`, and a sentence is done when nothing can still beat its finished hypotheses.
-    mutating func select(step: Int, maxLength: [Int], decoder: any IncrementalDecoding, lengthPenalty: Float) {
-        let vocab = decoder.targetVocabSize, logits = decoder.logits, logSumExp = decoder.logSumExp, attention = decoder.attention
-        nextActive.removeAll(keepingCapacity: true)
-        for (position, s) in active.enumerated() {
-            let first = position * k
-            var alive = 0
-            if !done[s] {
-                candidates.removeAll(keepingCapacity: true)
-                for row in first..<first + k where score[row] > -.infinity {
-                    nmt_top_k(logits + row * vocab, vocab, Int32(k + 1), &topIndex, &topValue)
-                    for j in 0...k where topIndex[j] >= 0 {
-                        candidates.append(Candidate(score: score[row] + topValue[j] - logSumExp[row], row: Int32(row), token: topIndex[j]))
-                    }
+    /// After a decoder step: each live beam proposes its k+1 best next tokens; the k best proposals
+    /// survive (as the rows `parents` points them to), EOS or the length limit moves them to `finished`,
+    /// and the sentence is done when nothing can still beat its finished hypotheses. A done sentence's
+    /// rows are dead: they are fed EOS and score −∞ until they are dropped.
+    mutating func select(decoder: any IncrementalDecoding, previous: inout [Int32], parents: inout [Int32], scratch: inout Scratch) {
+        let vocab = decoder.targetVocabSize, sourceSteps = decoder.sourceSteps
+        let logits = decoder.logits, logSumExp = decoder.logSumExp, attention = decoder.attention
+        let first = firstRow
+        var alive = 0
+        if !done {
+            steps += 1
+            scratch.candidates.removeAll(keepingCapacity: true)
+            for j in 0..<k where score[j] > -.infinity {
+                let row = first + j
+                nmt_top_k(logits + row * vocab, vocab, Int32(k + 1), &scratch.topIndex, &scratch.topValue)
+                for c in 0...k where scratch.topIndex[c] >= 0 {
+                    scratch.candidates.append(Candidate(score: score[j] + scratch.topValue[c] - logSumExp[row], row: Int32(row),
+                                                        token: scratch.topIndex[c]))
                 }
-                candidates.sort { $0.score > $1.score }
-                let atLimit = step >= maxLength[s]
-                for candidate in candidates where alive < k {
-                    let parentRow = Int(candidate.row)
-                    let child = addNode(token: candidate.token, parent: node[parentRow], attention: attention + parentRow * sourceSteps)
-                    if candidate.token == SpecialTokens.eos || atLimit {
-                        finished[s].append(Finished(score: candidate.score / powf(Float(step), lengthPenalty),
-                                                    logProbability: candidate.score, node: child))
-                        if atLimit { alive += 1 }
-                        continue
-                    }
-                    let row = first + alive
-                    nextNode[row] = child
-                    nextScore[row] = candidate.score
-                    parents[row] = candidate.row
-                    previous[row] = candidate.token
-                    alive += 1
+            }
+            scratch.candidates.sort { $0.score > $1.score }
+            let atLimit = steps >= maxLength
+            for candidate in scratch.candidates where alive < k {
+                let parentRow = Int(candidate.row)
+                let child = addNode(token: candidate.token, parent: node[parentRow - first], attention: attention + parentRow * sourceSteps)
+                if candidate.token == SpecialTokens.eos || atLimit {
+                    finished.append(Finished(score: candidate.score / powf(Float(steps), lengthPenalty),
+                                             logProbability: candidate.score, node: child))
+                    if atLimit { alive += 1 }
+                    continue
                 }
-                if atLimit { alive = 0 }
+                nextNode[alive] = child
+                nextScore[alive] = candidate.score
+                parents[first + alive] = candidate.row
+                previous[first + alive] = candidate.token
+                alive += 1
             }
-            for row in first + alive..<first + k {
-                nextScore[row] = -.infinity
-                nextNode[row] = -1
-                parents[row] = Int32(first)
-                previous[row] = SpecialTokens.eos
-            }
-            if !done[s] && (alive == 0 || finished[s].count >= k
-                || bestFinishedBeatsAlive(finished[s], alive: nextScore[first..<first + k], alpha: lengthPenalty)) {
-                done[s] = true
-                live -= 1
-            }
-            if !done[s] {
-                for j in 0..<k { kept[nextActive.count * k + j] = Int32(first + j) }
-                nextActive.append(s)
-            }
+            if atLimit { alive = 0 }
+        }
+        for j in alive..<k {
+            nextScore[j] = -.infinity
+            nextNode[j] = -1
+            parents[first + j] = Int32(first)
+            previous[first + j] = SpecialTokens.eos
+        }
+        if !done && (alive == 0 || finished.count >= k || bestFinishedBeatsAlive(alive: nextScore)) {
+            done = true
         }
         swap(&score, &nextScore)
         swap(&node, &nextNode)
     }
 
-    /// Finished sentences stay in the batch as dead rows until they make up a quarter of it:
-    /// dropping rows copies the sentences' annotations and keys, which costs more than a few
-    /// steps of GEMM rows.
-    var shouldCompact: Bool { live > 0 && (active.count - nextActive.count) * 4 >= active.count }
-
-    /// Drops the finished sentences' rows (`kept` lists the rows that stay, for the decoder's `compact`).
-    mutating func compact() {
-        for i in 0..<nextActive.count * k {
-            let from = Int(kept[i])
-            score[i] = score[from]
-            node[i] = node[from]
-            previous[i] = previous[from]
-        }
-        swap(&active, &nextActive)
-    }
-
-    /// Sentence s's best distinct finished hypotheses, best first, read back along the tree.
-    func nBest(sentence s: Int, sourceLength: Int, options: BeamSearchOptions) -> [Hypothesis] {
+    /// The best distinct finished hypotheses, best first, read back along the tree.
+    func nBest() -> [Hypothesis] {
         var seen = Set<[Int32]>()
         var hypotheses: [Hypothesis] = []
-        for f in finished[s].sorted(by: { $0.score > $1.score }) where hypotheses.count < max(1, options.nBest) {
+        for f in finished.sorted(by: { $0.score > $1.score }) where hypotheses.count < nBestCount {
             var tokens: [Int32] = [], alignment: [[Float]] = []
             var n = f.node
             while n >= 0 {
                 tokens.append(nodeToken[Int(n)])
-                if alignments { alignment.append(Array(nodeAlignment[Int(n) * sourceSteps..<Int(n) * sourceSteps + sourceLength])) }
+                if alignments { alignment.append(Array(nodeAlignment[Int(n) * sourceLength..<(Int(n) + 1) * sourceLength])) }
                 n = nodeParent[Int(n)]
             }
             tokens.reverse()
@@ -311,8 +402,8 @@ private struct Beams {
 
     /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that
     /// already scores higher; with α > 0 this is the usual approximation (the bound at the current length).
-    private func bestFinishedBeatsAlive(_ finished: [Finished], alive: ArraySlice<Float>, alpha: Float) -> Bool {
+    private func bestFinishedBeatsAlive(alive: [Float]) -> Bool {
         guard let best = finished.map(\.score).max(), let bestAlive = alive.max(), bestAlive > -.infinity else { return false }
-        return alpha == 0 && best >= bestAlive
+        return lengthPenalty == 0 && best >= bestAlive
     }
 }

@@ -29,8 +29,8 @@ final class EnsembleDecoder: IncrementalDecoding {
     var logSumExp: UnsafePointer<Float> { UnsafePointer(averagedLogSumExp.pointer) }
     var attention: UnsafePointer<Float> { members[0].attention }
 
-    func start(sources: [[Int32]], beams: Int) {
-        for member in members { member.start(sources: sources, beams: beams) }
+    func append(sources: [[Int32]], beams: [Int]) {
+        for member in members { member.append(sources: sources, beams: beams) }
     }
 
     func step(previous: UnsafePointer<Int32>) {

@@ -203,8 +203,8 @@ final class DataHardeningTests: XCTestCase {
         var mostPositions = 0
         init(_ decoder: any IncrementalDecoding) { self.decoder = decoder }
 
-        func start(sources: [[Int32]], beams: Int) {
-            decoder.start(sources: sources, beams: beams)
+        func append(sources: [[Int32]], beams: [Int]) {
+            decoder.append(sources: sources, beams: beams)
             mostPositions = max(mostPositions, rows * sourceSteps)
         }
         var targetVocabSize: Int { decoder.targetVocabSize }
