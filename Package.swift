@@ -12,6 +12,7 @@ import PackageDescription
 //   NMTModelFiles   ← NMTModel, NMTText           the one owner of a model directory
 //   NMTSearch       ← NMTModelFiles               beam search, the translator, stdin
 //   NMTTraining     ← NMTSearch, NMTMetrics       options, batches, Adam, the training loop, benchmarks
+//   NMTServe        ← NMTSearch, Hummingbird      mt-serve: in-flight batching, the HTTP APIs, metrics
 //   NMTCommandLine  ← ArgumentParser              what every program shares: --threads, error reports
 //   mt-*            programs: small ParsableCommands over the floors they name. They have no package
 //                   access, so `public` is exactly what the programs use.
@@ -22,6 +23,7 @@ let fastSwift: [SwiftSetting] = [
     .unsafeFlags(["-Ounchecked", "-enforce-exclusivity=unchecked", "-enable-testing"], .when(configuration: .release)),
 ]
 let argumentParser = Target.Dependency.product(name: "ArgumentParser", package: "swift-argument-parser")
+let hummingbird = Target.Dependency.product(name: "Hummingbird", package: "hummingbird")
 
 /// A program: a ParsableCommand over the floors it names, without package access.
 func program(_ name: String, _ floors: [Target.Dependency]) -> Target {
@@ -40,10 +42,15 @@ let package = Package(
         .executable(name: "mt-bench", targets: ["mt-bench"]),
         .executable(name: "mt-average", targets: ["mt-average"]),
         .executable(name: "mt-score", targets: ["mt-score"]),
+        .executable(name: "mt-serve", targets: ["mt-serve"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
         .package(url: "https://github.com/jpsim/Yams", from: "5.0.1"),
+        .package(url: "https://github.com/hummingbird-project/hummingbird", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-service-lifecycle", from: "2.0.0"),
+        .package(url: "https://github.com/swift-server/swift-prometheus", from: "2.0.0"),
+        .package(url: "https://github.com/apple/swift-log", from: "1.5.0"),
     ],
     targets: [
         // OpenBLAS's CBLAS (Debian: libopenblas-dev).
@@ -77,6 +84,11 @@ let package = Package(
                 dependencies: ["NMTSearch", "NMTModelFiles", "NMTModel", "NMTText", "NMTTensor", "NMTMetrics", "NMTDistributed",
                                .product(name: "Yams", package: "Yams")],
                 swiftSettings: fastSwift),
+        .target(name: "NMTServe",
+                dependencies: ["NMTSearch", "NMTTensor", hummingbird, .product(name: "Prometheus", package: "swift-prometheus"),
+                               .product(name: "Logging", package: "swift-log"),
+                               .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
+                swiftSettings: fastSwift),
         .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
         program("mt-preprocess", ["NMTText", "NMTTensor"]),
         program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTDistributed"]),
@@ -85,10 +97,11 @@ let package = Package(
         program("mt-bench", ["NMTTraining", "NMTModel", "NMTTensor", "NMTDistributed"]),
         program("mt-average", ["NMTModelFiles"]),
         program("mt-score", ["NMTSearch", "NMTTensor"]),
+        program("mt-serve", ["NMTServe"]),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine", "NMTDistributed",
-                           "CKernels"],
+                           "NMTServe", "CKernels", .product(name: "HummingbirdTesting", package: "hummingbird")],
             swiftSettings: fastSwift
         ),
     ],

@@ -84,7 +84,7 @@ public enum Failure {
 
     /// An error in plain words. Our own errors describe themselves; Foundation's file errors become
     /// "cannot read PATH: REASON" instead of `Error Domain=NSCocoaErrorDomain Code=… UserInfo={…}`.
-    static func plainDescription(of error: Error) -> String {
+    public static func plainDescription(of error: Error) -> String {
         let text = String(describing: error)
         guard text.hasPrefix("Error Domain=") else { return text }
         let ns = error as NSError

@@ -5,18 +5,18 @@ import NMTTensor
 
 public struct BeamSearchOptions: Sendable {
     /// Hypotheses kept per sentence at each step (1: greedy).
-    var beamSize = 5
+    public var beamSize = 5
     /// α: a finished hypothesis's score is its log-probability divided by length^α (length counts EOS).
-    var lengthPenalty: Float = 1.0
+    public var lengthPenalty: Float = 1.0
     /// Output length limit: ratio × source length + offset tokens, and never more than `maxOutputLength`, so
     /// that a line the model cannot translate (noise, which never reaches EOS) costs a bounded number of steps.
     var maxLengthRatio: Float = 2.0
     var maxLengthOffset = 10
     var maxOutputLength = BeamSearchOptions.defaultMaxOutputLength
     /// Hypotheses returned per sentence (≤ beam size).
-    var nBest = 1
+    public var nBest = 1
     /// Keep the attention weights of the returned hypotheses.
-    var alignments = false
+    public var alignments = false
     /// Sample one translation per sentence instead of searching (`Sampling.swift`).
     public var sampling: SamplingOptions?
 
@@ -38,9 +38,9 @@ public struct Hypothesis: Sendable, Equatable {
     /// Target ids without EOS.
     public var tokens: [Int32]
     /// Sum of the log-probabilities of the tokens and of EOS.
-    var logProbability: Float
+    public var logProbability: Float
     /// logProbability / (tokens.count + 1)^α: what hypotheses are ranked by.
-    var score: Float
+    public var score: Float
     /// Per target position (EOS included), the attention over the source positions.
     public var alignment: [[Float]]
 }

@@ -38,6 +38,12 @@ public final class LineStream: @unchecked Sendable {
         thread.start()
     }
 
+    /// The lines of a text given whole (a server's request), each repaired as mt-translate repairs a line
+    /// of its input, so that they translate as the same lines given to mt-translate do.
+    public static func lines(of text: String) -> [String] {
+        text.split(separator: "\n", omittingEmptySubsequences: false).map { clean(ArraySlice($0.utf8)) }
+    }
+
     /// Repairs one raw line (without its "\n").
     static func clean(_ bytes: ArraySlice<UInt8>, keepingTabs: Bool = false) -> String {
         let text = String(decoding: bytes, as: UTF8.self)

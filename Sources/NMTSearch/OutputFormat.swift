@@ -37,7 +37,7 @@ public struct OutputFormat: Sendable {
     }
 
     /// "s-t" pairs linking each target piece (EOS excluded) to the source piece it attends to most.
-    static func hardAlignment(_ alignment: [[Float]]) -> String {
+    public static func hardAlignment(_ alignment: [[Float]]) -> String {
         alignment.dropLast().enumerated().compactMap { t, row in
             guard let s = row.indices.max(by: { row[$0] < row[$1] }) else { return nil }
             return "\(s)-\(t)"

@@ -6,13 +6,22 @@ import NMTText
 /// One translated line.
 public struct Translation: Sendable {
     /// The best hypothesis, detokenized.
-    var text: String
+    public var text: String
     /// The n-best list, best first, with its detokenized texts.
     public var hypotheses: [(text: String, hypothesis: Hypothesis)]
     /// The source was cut to the maximum length.
     public var truncated: Bool
     /// Source pieces (for alignments).
     public var sourcePieces: [String]
+}
+
+/// A line as beam search takes it (`Translator.encode`).
+public struct EncodedLine: Sendable {
+    public var ids: [Int32]
+    /// The source was cut to the maximum length.
+    public var truncated: Bool
+    /// Source pieces, for alignments.
+    public var pieces: [String]
 }
 
 /// Raw text in, raw text out: SentencePiece encoding, batched beam search, decoding. With several
@@ -22,6 +31,8 @@ public final class Translator {
     let source: SentencePiece
     public let target: SentencePiece
     let search: BeamSearch
+    /// The language codes mt-train recorded (vocabulary.json), when loaded from a model directory.
+    public private(set) var languages: (source: String, target: String)?
 
     init(models: [Seq2Seq], source: SentencePiece, target: SentencePiece) throws {
         for model in models {
@@ -57,6 +68,7 @@ public final class Translator {
             }
         }
         try self.init(models: loaded.map(\.model), source: first.source, target: first.target)
+        languages = (first.sourceLang, first.targetLang)
     }
 
     /// Loads a model directory written by mt-train. A checkpoint (`DIR/last`) loads too, from where the
@@ -66,7 +78,8 @@ public final class Translator {
         try self.init(modelDirectories: [modelDirectory])
     }
 
-    private typealias Loaded = (model: Seq2Seq, source: SentencePiece, target: SentencePiece, sourceFile: String, targetFile: String)
+    private typealias Loaded = (model: Seq2Seq, source: SentencePiece, target: SentencePiece, sourceFile: String, targetFile: String,
+                                sourceLang: String, targetLang: String)
 
     private static func load(_ modelDirectory: String) throws -> Loaded {
         var attempts = 0
@@ -80,7 +93,8 @@ public final class Translator {
                 try directory.checkExists()
                 let vocabulary = try directory.loadVocabulary()
                 return (try directory.loadModel(), vocabulary.source, vocabulary.target,
-                        vocabulary.directory + "/" + vocabulary.files.sourceModel, vocabulary.directory + "/" + vocabulary.files.targetModel)
+                        vocabulary.directory + "/" + vocabulary.files.sourceModel, vocabulary.directory + "/" + vocabulary.files.targetModel,
+                        vocabulary.files.sourceLang, vocabulary.files.targetLang)
             } catch {
                 attempts += 1
                 let checkpointWentAway = resolved != modelDirectory && !FileManager.default.fileExists(atPath: resolved)
@@ -94,21 +108,29 @@ public final class Translator {
     /// than `maxSourceLength` pieces are cut (and marked). Empty lines give empty translations without decoding.
     public func translate(_ lines: [String], options: BeamSearchOptions, batchSize: Int = 64,
                           maxSourceLength: Int = 200, workers: Int = 1) throws -> [Translation] {
-        var ids: [[Int32]] = []
-        var truncated: [Bool] = []
-        var pieces: [[String]] = []
-        for line in lines {
-            var encoded = try source.encode(line)
-            truncated.append(encoded.count > maxSourceLength)
-            if encoded.count > maxSourceLength { encoded = Array(encoded.prefix(maxSourceLength)) }
-            ids.append(encoded)
-            pieces.append(options.alignments ? encoded.map { source.idToPiece($0) ?? "?" } : [])
-        }
-        let hypotheses = translate(ids: ids, options: options, batchSize: batchSize, workers: workers)
-        return try lines.indices.map { i in
-            let list = try hypotheses[i].map { (text: try target.decode($0.tokens), hypothesis: $0) }
-            return Translation(text: list.first?.text ?? "", hypotheses: list, truncated: truncated[i], sourcePieces: pieces[i])
-        }
+        let sources = try lines.map { try encode($0, maxSourceLength: maxSourceLength, pieces: options.alignments) }
+        let hypotheses = translate(ids: sources.map(\.ids), options: options, batchSize: batchSize, workers: workers)
+        return try zip(sources, hypotheses).map { try translation($1, of: $0) }
+    }
+
+    /// A line as search takes it: its ids, cut to `maxSourceLength` pieces, and its pieces when `pieces` (for alignments).
+    public func encode(_ line: String, maxSourceLength: Int, pieces: Bool) throws -> EncodedLine {
+        var ids = try source.encode(line)
+        let truncated = ids.count > maxSourceLength
+        if truncated { ids = Array(ids.prefix(maxSourceLength)) }
+        return EncodedLine(ids: ids, truncated: truncated, pieces: pieces ? ids.map { source.idToPiece($0) ?? "?" } : [])
+    }
+
+    /// The translation of an encoded line from the n-best list search found for it (none for an empty line).
+    public func translation(_ hypotheses: [Hypothesis], of line: EncodedLine) throws -> Translation {
+        let list = try hypotheses.map { (text: try target.decode($0.tokens), hypothesis: $0) }
+        return Translation(text: list.first?.text ?? "", hypotheses: list, truncated: line.truncated, sourcePieces: line.pieces)
+    }
+
+    /// A batch for in-flight search over this translator's model(s), on a decoder of its own (the
+    /// weights shared, the workspaces not), for a thread of its own beside `translate`.
+    package func makeSearchBatch() -> SearchBatch {
+        SearchBatch(decoder: search.decoder.replica())
     }
 
     /// The same over id sequences.
