@@ -4,6 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 bash scripts/setup.sh
+bash scripts/setup-test-clients.sh
 log=$(mktemp)
 status=0
 swift test -c release --disable-swift-testing "$@" 2>&1 | tee "$log" || status=$?

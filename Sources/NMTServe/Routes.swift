@@ -17,7 +17,9 @@ package enum Routes {
                      body: ResponseBody(byteBuffer: ByteBuffer(string: WebPage.html)))
         }
         router.get("/health") { _, _ in
-            try json(["status": "ok", "models": service.models.map { "\($0.sourceLang)-\($0.targetLang)" }] as [String: Any])
+            try json(["status": "ok", "models": service.models.map { "\($0.sourceLang)-\($0.targetLang)" },
+                      "queued_sentences": service.models.map(\.scheduler.queueDepth).reduce(0, +),
+                      "active_sentences": service.models.map(\.scheduler.activeSentences).reduce(0, +)] as [String: Any])
         }
         router.get("/metrics") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
@@ -32,6 +34,14 @@ package enum Routes {
         }
         router.get("/languages", use: languages)
         router.post("/languages", use: languages)
+        // LibreTranslate's language detection: SwiftNMT has none, but a server of one source language knows it.
+        router.post("/detect") { _, _ in
+            let sources = Set(service.models.map(\.sourceLang))
+            guard sources.count == 1 else {
+                throw ServeError.badRequest("language detection is not supported: this server translates from \(sources.sorted().joined(separator: ", "))")
+            }
+            return try json([["confidence": 100, "language": sources.first!] as [String: Any]])
+        }
         router.post("/translate") { request, _ in
             try await request.body.consumeWithCancellationOnInboundClose { body in
                 let fields = try await RequestFields(body: body, contentType: request.headers[.contentType], limit: service.options.maxRequestBytes)
@@ -282,7 +292,7 @@ struct ErrorMiddleware<Context: RequestContext>: RouterMiddleware {
             context.logger.error("\(request.method) \(route): \(error)")
             response = try Self.errorResponse(500, "internal error: \(error)")
         }
-        let known = ["/", "/health", "/metrics", "/languages", "/translate", "/v1/translate"].contains(route) ? route : "other"
+        let known = ["/", "/health", "/metrics", "/languages", "/detect", "/translate", "/v1/translate"].contains(route) ? route : "other"
         metrics.request(route: known, status: response.status.code)
         if route == "/translate" || route == "/v1/translate" { metrics.latency.record(ContinuousClock.now - started) }
         return response

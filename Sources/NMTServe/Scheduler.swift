@@ -94,17 +94,16 @@ package final class Scheduler: @unchecked Sendable {
     package func search(_ sources: [[Int32]], options: BeamSearchOptions) async throws -> [[Hypothesis]] {
         precondition(!sources.isEmpty && sources.allSatisfy { !$0.isEmpty })
         let request = Request(count: sources.count)
-        var tags: [Int] = []
-        try condition.withLock {
+        let tags: [Int] = try condition.withLock {
             guard !stopping, waitingOrder.count + sources.count <= limits.maxQueue else { throw Busy() }
+            let first = nextTag
+            nextTag += sources.count
             for (index, source) in sources.enumerated() {
-                let tag = nextTag
-                nextTag += 1
-                waiting[tag] = Sentence(request: request, index: index, source: source, options: options)
-                waitingOrder.append(tag)
-                tags.append(tag)
+                waiting[first + index] = Sentence(request: request, index: index, source: source, options: options)
+                waitingOrder.append(first + index)
             }
             metrics?.queueDepth.set(Double(waitingOrder.count))
+            return Array(first..<first + sources.count)
         }
         return try await withTaskCancellationHandler {
             try await withCheckedThrowingContinuation { continuation in

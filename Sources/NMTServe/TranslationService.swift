@@ -43,7 +43,8 @@ package struct ServeError: Error, CustomStringConvertible {
 }
 
 /// A model served for one language pair: its translator and its scheduler.
-package final class ServedModel: Sendable {
+/// Sendable: the translator's own decoder is never used here; each scheduler thread has a replica.
+package final class ServedModel: @unchecked Sendable {
     package let sourceLang: String, targetLang: String
     let translator: Translator
     let scheduler: Scheduler

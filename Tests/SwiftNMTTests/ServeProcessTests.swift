@@ -1,0 +1,142 @@
+import Foundation
+import XCTest
+
+/// mt-serve as a program on a real port: LibreTranslate's own Python client pointed at it, a client that
+/// hangs up, and SIGTERM while a request is in flight.
+final class ServeProcessTests: XCTestCase {
+    /// A running mt-serve on a free loopback port.
+    final class Server {
+        let process = Process()
+        let port: Int
+        private let errors = Pipe()
+
+        init(_ arguments: [String]) throws {
+            process.executableURL = URL(fileURLWithPath: try Executables.path("mt-serve"))
+            process.arguments = ["--model", ScoreTests.shippedModel, "--port", "0", "--threads", "1"] + arguments
+            process.standardError = errors
+            process.standardOutput = FileHandle.nullDevice
+            try process.run()
+            // "mt-serve: serving en-de on http://127.0.0.1:PORT"
+            var text = ""
+            let handle = errors.fileHandleForReading
+            while !text.contains("serving") || !text.hasSuffix("\n") {
+                let data = handle.availableData
+                guard !data.isEmpty else { break }
+                text += String(decoding: data, as: UTF8.self)
+            }
+            guard let range = text.range(of: #"http://127\.0\.0\.1:([0-9]+)"#, options: .regularExpression),
+                  let port = Int(text[range].split(separator: ":").last!) else {
+                process.terminate()
+                throw XCTSkip("mt-serve did not start: \(text)")
+            }
+            self.port = port
+            // Keep draining stderr (request logs) so that the server never blocks on a full pipe.
+            Thread { while !handle.availableData.isEmpty {} }.start()
+        }
+
+        var url: String { "http://127.0.0.1:\(port)" }
+
+        deinit { if process.isRunning { process.terminate() } }
+    }
+
+    /// Runs a command through the shell; returns its status and standard output.
+    @discardableResult
+    static func shell(_ command: String) throws -> (status: Int32, output: String) {
+        let process = Process()
+        process.executableURL = URL(fileURLWithPath: "/bin/sh")
+        process.arguments = ["-c", command]
+        let pipe = Pipe()
+        process.standardOutput = pipe
+        try process.run()
+        let data = pipe.fileHandleForReading.readDataToEndOfFile()
+        process.waitUntilExit()
+        return (process.terminationStatus, String(decoding: data, as: UTF8.self))
+    }
+
+    static func health(_ server: Server) throws -> [String: Any] {
+        let (_, text) = try shell("curl -s \(server.url)/health")
+        return (try JSONSerialization.jsonObject(with: Data(text.utf8)) as? [String: Any]) ?? [:]
+    }
+
+    static var python: String {
+        URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+            + "/.build-python/bin/python"
+    }
+
+    /// libretranslatepy, unchanged, translates through mt-serve what mt-translate translates, and lists its languages.
+    func testLibreTranslateClient() throws {
+        guard FileManager.default.isExecutableFile(atPath: Self.python) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("no \(Self.python): scripts/setup-test-clients.sh") }
+            throw XCTSkip("run scripts/setup-test-clients.sh for libretranslatepy")
+        }
+        let server = try Server([])
+        let lines = ["A man rides a bike.", "Two dogs play in the snow.", "A little girl climbs into a wooden playhouse."]
+        let script = """
+        import json, sys
+        from libretranslatepy import LibreTranslateAPI
+        api = LibreTranslateAPI("\(server.url)")
+        print(json.dumps({"translations": [api.translate(line, "en", "de") for line in \(lines.debugDescription)],
+                          "languages": api.languages(), "detected": api.detect("A dog.")}))
+        """
+        let scriptFile = try TestCorpus.makeTempDir("libretranslate") + "/client.py"
+        try script.write(toFile: scriptFile, atomically: true, encoding: .utf8)
+        let (status, output) = try Self.shell("'\(Self.python)' '\(scriptFile)'")
+        XCTAssertEqual(status, 0, output)
+        let answer = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], output)
+        let expected = try Executables.run("mt-translate", ["--model", ScoreTests.shippedModel], input: Data((lines.joined(separator: "\n") + "\n").utf8))
+        XCTAssertEqual(answer["translations"] as? [String], expected.output.split(separator: "\n").map(String.init))
+        XCTAssertEqual((answer["languages"] as? [[String: Any]])?.first?["code"] as? String, "en")
+        XCTAssertEqual((answer["detected"] as? [[String: Any]])?.first?["language"] as? String, "en")
+    }
+
+    /// A client that hangs up: its sentences leave the batch long before they could have been translated.
+    func testDisconnectedClientsSentencesLeave() throws {
+        let server = try Server(["--max-beam-size", "10"])
+        // 256 long lines at beam 10 on one thread: minutes of work, were it done.
+        let line = String(repeating: "A man in a blue shirt and a woman in a red dress walk their dogs past the old market. ", count: 2)
+        let body = try JSONSerialization.data(withJSONObject: ["text": Array(repeating: line, count: 256), "source": "en", "target": "de",
+                                                               "beam_size": 10])
+        let bodyFile = try TestCorpus.makeTempDir("serve-disconnect") + "/body.json"
+        try body.write(to: URL(fileURLWithPath: bodyFile))
+        let (status, _) = try Self.shell("curl -s --max-time 1 -H 'Content-Type: application/json' --data-binary @'\(bodyFile)' \(server.url)/v1/translate")
+        XCTAssertEqual(status, 28, "curl gave up after a second (exit 28), hanging up")
+        var active = try Self.health(server)["active_sentences"] as? Int ?? -1
+        for _ in 0..<100 where active != 0 {
+            usleep(100_000)
+            active = try Self.health(server)["active_sentences"] as? Int ?? -1
+        }
+        XCTAssertEqual(active, 0, "the hung-up request's sentences left their batch")
+        // The server still answers.
+        let (_, answer) = try Self.shell("curl -s -H 'Content-Type: application/json' -d '{\"q\": \"A dog.\", \"source\": \"en\", \"target\": \"de\"}' \(server.url)/translate")
+        XCTAssertTrue(answer.contains("translatedText"), answer)
+    }
+
+    /// SIGTERM while a request is decoded: the request is answered in full, then the server exits 0.
+    func testSigtermFinishesRequestsInFlight() throws {
+        let server = try Server(["--shutdown-timeout", "60"])
+        let lines = (0..<48).map { "Line \($0): a man in a blue shirt is standing on a ladder cleaning the windows of a tall building." }
+        let bodyFile = try TestCorpus.makeTempDir("serve-sigterm") + "/body.json"
+        try JSONSerialization.data(withJSONObject: ["q": lines, "source": "en", "target": "de"]).write(to: URL(fileURLWithPath: bodyFile))
+        let client = Process()
+        client.executableURL = URL(fileURLWithPath: "/bin/sh")
+        client.arguments = ["-c", "curl -s -w '\\n%{http_code}' -H 'Content-Type: application/json' --data-binary @'\(bodyFile)' \(server.url)/translate"]
+        let output = Pipe()
+        client.standardOutput = output
+        try client.run()
+        var active = 0
+        for _ in 0..<200 where active == 0 {
+            usleep(20_000)
+            active = try Self.health(server)["active_sentences"] as? Int ?? 0
+        }
+        XCTAssertGreaterThan(active, 0, "the request was being translated when SIGTERM came")
+        kill(server.process.processIdentifier, SIGTERM)
+        let answer = String(decoding: output.fileHandleForReading.readDataToEndOfFile(), as: UTF8.self)
+        client.waitUntilExit()
+        server.process.waitUntilExit()
+        XCTAssertEqual(server.process.terminationStatus, 0)
+        XCTAssertTrue(answer.hasSuffix("\n200"), String(answer.suffix(200)))
+        let translations = (try? JSONSerialization.jsonObject(with: Data(answer.dropLast(4).utf8)) as? [String: Any])?["translatedText"] as? [String]
+        XCTAssertEqual(translations?.count, lines.count)
+        XCTAssertNotEqual(try Self.shell("curl -s \(server.url)/health").status, 0, "the port is closed")
+    }
+}
