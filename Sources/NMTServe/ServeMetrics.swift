@@ -10,21 +10,24 @@ package final class ServeMetrics: Sendable {
     let latency: DurationHistogram
 
     package init() {
-        sentences = registry.makeCounter(name: "mt_serve_sentences_total", help: "Sentences translated.")
-        queueDepth = registry.makeGauge(name: "mt_serve_queue_depth", help: "Sentences waiting to join a batch.")
-        batchSentences = registry.makeValueHistogram(name: "mt_serve_batch_sentences", buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256],
-                                                     help: "Sentences in a worker's batch at each decoder step.")
+        sentences = registry.makeCounter(descriptor: Self.name("sentences", unit: "total", "Sentences translated."))
+        queueDepth = registry.makeGauge(descriptor: Self.name("queue_depth", unit: "", "Sentences waiting to join a batch."))
+        batchSentences = registry.makeValueHistogram(descriptor: Self.name("batch", unit: "sentences", "Sentences in a worker's batch at each decoder step."),
+                                                     buckets: [1, 2, 4, 8, 16, 32, 64, 128, 256])
         latency = registry.makeDurationHistogram(
-            name: "mt_serve_request_duration_seconds",
+            descriptor: Self.name("request_duration", unit: "seconds", "Time from a translation request's arrival to its answer."),
             buckets: [.milliseconds(10), .milliseconds(25), .milliseconds(50), .milliseconds(100), .milliseconds(250),
-                      .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30)],
-            help: "Time from a translation request's arrival to its answer.")
+                      .milliseconds(500), .seconds(1), .seconds(2.5), .seconds(5), .seconds(10), .seconds(30)])
     }
 
     /// Counts a request to `route` answered with `status`.
     func request(route: String, status: Int) {
-        registry.makeCounter(name: "mt_serve_requests_total", labels: [("route", route), ("status", String(status))],
-                             help: "HTTP requests by route and status.").increment()
+        registry.makeCounter(descriptor: Self.name("requests", unit: "total", "HTTP requests by route and status."),
+                             labels: [("route", route), ("status", String(status))]).increment()
+    }
+
+    private static func name(_ metric: String, unit: String, _ help: String) -> MetricNameDescriptor {
+        MetricNameDescriptor(namespace: "mt_serve", metricName: metric, unitName: unit, helpText: help)
     }
 
     var text: String { registry.emitToString() }
