@@ -37,7 +37,9 @@ public struct TranslationServer {
     public var maxBatchPositions = 16_384
     public var maxQueue = 1_024
     public var shutdownTimeout: Duration = .seconds(30)
-    public var logLevel: Logger.Level = .info
+    /// trace, debug, info, notice, warning, error or critical.
+    public var logLevel = "info"
+    public static let logLevels = Logger.Level.allCases.map(\.rawValue)
     var options = ServeOptions()
 
     public init() {}
@@ -70,7 +72,7 @@ public struct TranslationServer {
     public func run(ready: @escaping @Sendable (String) -> Void = { _ in }) async throws {
         let service = try makeService()
         var logger = Logger(label: "mt-serve")
-        logger.logLevel = logLevel
+        logger.logLevel = Logger.Level(rawValue: logLevel) ?? .info
         let router = Routes.router(service)
         router.add(middleware: LogRequestsMiddleware(.info))
         let pairs = service.models.map { "\($0.sourceLang)-\($0.targetLang)" }.joined(separator: ", ")

@@ -74,6 +74,9 @@ struct Serve: AsyncParsableCommand {
     @Option(help: ArgumentHelp("A file of API keys, one per line: requests without one of them get 403.", valueName: "FILE"))
     var apiKeys: String?
 
+    @Option(help: "Least severe log messages written to stderr: trace, debug, info (one line per request), notice, warning, error, critical.")
+    var logLevel = "info"
+
     /// Decoder threads per model, each with one BLAS thread.
     @OptionGroup var threads: ThreadsOption
 
@@ -91,6 +94,9 @@ struct Serve: AsyncParsableCommand {
         guard (1...1000).contains(maxSourceLength) else { throw ValidationError("--max-source-length must be from 1 to 1000") }
         guard lengthPenalty >= 0 && lengthPenalty <= 10 else { throw ValidationError("--length-penalty must be from 0 to 10") }
         guard requestTimeout > 0 && requestTimeout <= 3600 else { throw ValidationError("--request-timeout must be above 0 and at most 3600") }
+        guard TranslationServer.logLevels.contains(logLevel) else {
+            throw ValidationError("--log-level must be one of \(TranslationServer.logLevels.joined(separator: ", "))")
+        }
         guard shutdownTimeout >= 0 && shutdownTimeout <= 3600 else { throw ValidationError("--shutdown-timeout must be from 0 to 3600") }
     }
 
@@ -111,6 +117,7 @@ struct Serve: AsyncParsableCommand {
         server.lengthPenalty = lengthPenalty
         server.maxBeamSize = maxBeamSize
         server.maxSourceLength = maxSourceLength
+        server.logLevel = logLevel
         do {
             if let apiKeys {
                 let text = try String(contentsOfFile: apiKeys, encoding: .utf8)
