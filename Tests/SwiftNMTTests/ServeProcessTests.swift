@@ -89,6 +89,51 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertEqual((answer["detected"] as? [[String: Any]])?.first?["language"] as? String, "en")
     }
 
+    /// schemathesis, from docs/openapi.yaml, against the running server: its examples, the boundaries of
+    /// every schema and random requests; no 5xx, and every status, content type, header and body as the
+    /// spec says.
+    func testResponsesMatchTheOpenAPISpec() throws {
+        let schemathesis = URL(fileURLWithPath: Self.python).deletingLastPathComponent().path + "/schemathesis"
+        guard FileManager.default.isExecutableFile(atPath: schemathesis) else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("no \(schemathesis): scripts/setup-test-clients.sh") }
+            throw XCTSkip("run scripts/setup-test-clients.sh for schemathesis")
+        }
+        let server = try Server(["--log-level", "warning"])
+        let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+            + "/docs/openapi.yaml"
+        let (status, output) = try Self.shell("""
+            '\(schemathesis)' run '\(spec)' -u \(server.url) --workers 1 --max-examples 25 --phases examples,coverage,fuzzing \
+              --seed 1 -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance 2>&1
+            """)
+        XCTAssertEqual(status, 0, output)
+        XCTAssertTrue(output.contains("passed"), output)
+        XCTAssertFalse(output.contains("failed"), output)
+    }
+
+    /// 64 clients for 60 seconds (SOAK_SECONDS), with good, bad and abandoned requests mixed
+    /// (scripts/serve-soak.py): every good answer is mt-translate's, every bad request gets its 400 and
+    /// nothing else, no 5xx, and the server's memory stays flat after the warm-up.
+    func testSoak() throws {
+        let lines = Array(ServeTests.lines.prefix(40))
+        let expected = try Executables.run("mt-translate", ["--model", ScoreTests.shippedModel], input: Data((lines.joined(separator: "\n") + "\n").utf8))
+        let translations = expected.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast()
+        XCTAssertEqual(translations.count, lines.count)
+        let tsv = try TestCorpus.makeTempDir("serve-soak") + "/expected.tsv"
+        try zip(lines, translations).map { "\($0)\t\($1)\n" }.joined().write(toFile: tsv, atomically: true, encoding: .utf8)
+        let server = try Server(["--threads", "2", "--log-level", "warning"])
+        let seconds = ProcessInfo.processInfo.environment["SOAK_SECONDS"] ?? "60"
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+            + "/scripts/serve-soak.py"
+        let (status, output) = try Self.shell("python3 '\(script)' \(server.url) \(server.process.processIdentifier) '\(tsv)' --clients 64 --seconds \(seconds)")
+        XCTAssertEqual(status, 0, output)
+        let summary = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], output)
+        let requests = summary["requests"] as? [String: Int] ?? [:]
+        XCTAssertGreaterThan(requests["good"] ?? 0, 100, output)
+        XCTAssertGreaterThan(requests["abandoned"] ?? 0, 20, output)
+        XCTAssertTrue(server.process.isRunning)
+        print("soak: \(output)")
+    }
+
     /// A client that hangs up: its sentences leave the batch long before they could have been translated.
     func testDisconnectedClientsSentencesLeave() throws {
         let server = try Server(["--max-beam-size", "10"])
