@@ -110,6 +110,28 @@ final class ServeProcessTests: XCTestCase {
         XCTAssertFalse(output.contains("failed"), output)
     }
 
+    /// The page in headless Chromium (Playwright, scripts/serve-page-check.py): typed text gets mt-translate's
+    /// translation, n-best on request, the attention heatmap; nothing is loaded from elsewhere.
+    func testPageInABrowser() throws {
+        guard FileManager.default.isExecutableFile(atPath: "/usr/bin/chromium"),
+              (try? Self.shell("'\(Self.python)' -c 'import playwright'").status) == 0 else {
+            if ProcessInfo.processInfo.environment["CI"] != nil { XCTFail("no chromium or playwright: scripts/setup-test-clients.sh") }
+            throw XCTSkip("run scripts/setup-test-clients.sh for chromium and playwright")
+        }
+        let server = try Server(["--log-level", "warning"])
+        let sentence = "A man in a blue shirt is standing on a ladder cleaning windows."
+        let script = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
+            + "/scripts/serve-page-check.py"
+        let (status, output) = try Self.shell("'\(Self.python)' '\(script)' \(server.url)/ '\(sentence)'")
+        XCTAssertEqual(status, 0, output)
+        let page = try XCTUnwrap(try JSONSerialization.jsonObject(with: Data(output.utf8)) as? [String: Any], output)
+        let expected = try Executables.run("mt-translate", ["--model", ScoreTests.shippedModel], input: Data((sentence + "\n").utf8))
+        XCTAssertEqual(page["translation"] as? String, expected.output.trimmingCharacters(in: .newlines))
+        XCTAssertEqual((page["nbest"] as? [String])?.count, 5)
+        XCTAssertGreaterThan(page["heatmap_rows"] as? Int ?? 0, 5)
+        XCTAssertEqual((page["requests_elsewhere"] as? [String])?.count, 0)
+    }
+
     /// 64 clients for 60 seconds (SOAK_SECONDS), with good, bad and abandoned requests mixed
     /// (scripts/serve-soak.py): every good answer is mt-translate's, every bad request gets its 400 and
     /// nothing else, no 5xx, and the server's memory stays flat after the warm-up.
