@@ -244,6 +244,33 @@ final class ServeTests: XCTestCase {
         XCTAssertEqual(model.scheduler.activeSentences, 0)
     }
 
+    /// `--model` forms: a directory, a pair named, an ensemble; a pair that contradicts the directory is refused.
+    func testModelSpecsAndEnsembles() async throws {
+        let dir = ScoreTests.shippedModel
+        XCTAssertEqual(TranslationServer.ModelSpec(parsing: dir)?.directories, [dir])
+        let named = try XCTUnwrap(TranslationServer.ModelSpec(parsing: "en-de=\(dir),\(dir)"))
+        XCTAssertEqual(named.directories, [dir, dir])
+        XCTAssertEqual(named.pair?.source, "en")
+        XCTAssertEqual(named.pair?.target, "de")
+        XCTAssertNil(TranslationServer.ModelSpec(parsing: ""))
+        XCTAssertNil(TranslationServer.ModelSpec(parsing: "e1-de=\(dir)"))
+        XCTAssertThrowsError(try makeServer { $0.models = [TranslationServer.ModelSpec(parsing: "en-fr=\(dir)")!] }) {
+            XCTAssertTrue("\($0)".contains("is a en-de model, not en-fr"), "\($0)")
+        }
+        XCTAssertThrowsError(try makeServer { $0.models.append(TranslationServer.ModelSpec(parsing: dir)!) }) {
+            XCTAssertTrue("\($0)".contains("two models for en-de"), "\($0)")
+        }
+        // An ensemble of the model with itself answers as the model alone.
+        let lines = Array(Self.lines.prefix(10))
+        let expected = try Executables.run("mt-translate", ["--model", dir], input: Data((lines.joined(separator: "\n") + "\n").utf8))
+        let service = try makeServer { $0.models = [named] }
+        try await Application(router: Routes.router(service)).test(.router) { client in
+            let response = try await client.execute(uri: "/translate", method: .post, headers: Self.jsonHeaders,
+                                                    body: self.json(["q": lines, "source": "en", "target": "de"]))
+            XCTAssertEqual(try self.object(response)["translatedText"] as? [String], expected.output.split(separator: "\n").map(String.init))
+        }
+    }
+
     func testLanguagesHealthAndPage() async throws {
         let service = try makeServer()
         try await Application(router: Routes.router(service)).test(.router) { client in
