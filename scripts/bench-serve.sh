@@ -70,13 +70,16 @@ print(json.dumps(out))
 PY
 )
 if [ "$json" = 1 ]; then echo "$summary"; else
-    python3 -c '
+    python3 - "$summary" <<'PY'
 import json, sys
 s = json.loads(sys.argv[1])
-print(f"| clients | sentences/s | p50 ms | p99 ms | lines differing from mt-translate |\n|---:|---:|---:|---:|---:|")
+print("| clients | sentences/s | p50 ms | p99 ms | lines differing from mt-translate |\n|---:|---:|---:|---:|---:|")
 for r in s["serve"]:
-    print(f"| {r[\"concurrency\"]} | {r[\"sentences_per_second\"]} | {r[\"p50_ms\"]} | {r[\"p99_ms\"]} | {r[\"lines_differing_from_mt_translate\"]} |")
-print(f"\nmt-translate in batches: {s[\"mt_translate_batched_sentences_per_second\"]} sentences/s; one at a time: {s[\"mt_translate_one_at_a_time_ms_per_sentence\"]} ms a sentence")
-print(f"serve_ratio {s[\"serve_ratio\"]} (target >= 0.85); latency_ratio {s[\"latency_ratio\"]} (target <= 1.2); peak RSS {s[\"serve_peak_rss_mib\"]} MiB")
-' "$summary"
+    print("| %d | %.1f | %.1f | %.1f | %d |" % (r["concurrency"], r["sentences_per_second"], r["p50_ms"], r["p99_ms"],
+                                          r["lines_differing_from_mt_translate"]))
+print("\nmt-translate in batches: %.1f sentences/s; one at a time: %.1f ms a sentence"
+      % (s["mt_translate_batched_sentences_per_second"], s["mt_translate_one_at_a_time_ms_per_sentence"]))
+print("serve_ratio %.3f (target >= 0.85); latency_ratio %.3f (target <= 1.2); peak RSS %d MiB"
+      % (s["serve_ratio"], s["latency_ratio"], s["serve_peak_rss_mib"]))
+PY
 fi

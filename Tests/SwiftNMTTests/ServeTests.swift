@@ -28,25 +28,13 @@ final class ServeTests: XCTestCase {
     /// Test-set lines when MULTI30K_DIR is there, else lines of the same kind.
     static let lines: [String] = {
         if let dir = ProcessInfo.processInfo.environment["MULTI30K_DIR"],
-           let text = try? shell("gzip -dc '\(dir)/raw/test_2016_flickr.en.gz' | head -n 120") , !text.isEmpty {
+           let text = try? ServeProcessTests.shell("gzip -dc '\(dir)/raw/test_2016_flickr.en.gz' | head -n 120").output, !text.isEmpty {
             return text.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
         }
         var corpus = TestCorpus(seed: 11)
         return corpus.pairs(40).map { $0.0 } + ["A man in a blue shirt is standing on a ladder cleaning windows.", "Two dogs play in the snow.",
                                                 "Five people in winter jackets and helmets stand in the snow, with snowmobiles in the background."]
     }()
-
-    static func shell(_ command: String) throws -> String {
-        let process = Process()
-        process.executableURL = URL(fileURLWithPath: "/bin/sh")
-        process.arguments = ["-c", command]
-        let pipe = Pipe()
-        process.standardOutput = pipe
-        try process.run()
-        let data = pipe.fileHandleForReading.readDataToEndOfFile()
-        process.waitUntilExit()
-        return String(decoding: data, as: UTF8.self)
-    }
 
     private func makeServer(_ configure: (inout TranslationServer) -> Void = { _ in }) throws -> TranslationService {
         var server = TranslationServer()
