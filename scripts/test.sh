@@ -1,5 +1,6 @@
 #!/usr/bin/env bash
-# Sets up (system packages, release build) and runs the whole test suite (XCTest) in release mode.
+# Sets up (system packages, release build; then the test clients: Debian's chromium and the PyPI clients of
+# scripts/setup-test-clients.sh) and runs the whole test suite (XCTest) in release mode.
 # Ends with a summary line "N passed, N failed".
 set -euo pipefail
 cd "$(dirname "$0")/.."
