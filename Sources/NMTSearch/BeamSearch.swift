@@ -189,8 +189,6 @@ package final class SearchBatch {
     /// Decoder rows, dead ones included.
     package var rows: Int { decoder.rows }
     package var sourceSteps: Int { decoder.sourceSteps }
-    /// The tags of the sentences not yet done.
-    package var liveTags: [Int] { sentences.filter { !$0.done }.map(\.tag) }
 
     /// New sentences (not empty) join the batch; their first step is the batch's next.
     package func admit(_ requests: [Request]) {
