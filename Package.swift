@@ -5,7 +5,8 @@ import PackageDescription
 //
 //   NMTVersion                                    the version string everything writes
 //   NMTMetrics      ← NMTVersion                  BLEU and chrF; knows nothing of the model
-//   NMTTensor       ← CBLAS, CKernels             buffers, BLAS, flat parameters, safetensors, atomic files
+//   NMTTensor       ← CBLAS, CKernels,            buffers, matrix products (f32 through OpenBLAS; bf16 and int8
+//                     CLowPrecision               through oneDNN), flat parameters, safetensors, atomic files
 //   NMTText         ← NMTTensor, CSentencePiece   SentencePiece, preprocessing, token datasets
 //   NMTModel        ← NMTTensor, CKernels         layers with forward and backward, the encoder-decoder,
 //                                                 incremental decoding and the interface search uses
@@ -13,7 +14,7 @@ import PackageDescription
 //   NMTSearch       ← NMTModelFiles               beam search, the translator, stdin
 //   NMTTraining     ← NMTSearch, NMTMetrics       options, batches, Adam, the training loop, benchmarks
 //   NMTServe        ← NMTSearch, Hummingbird      mt-serve: in-flight batching, the HTTP APIs, metrics
-//   NMTCommandLine  ← ArgumentParser              what every program shares: --threads, error reports
+//   NMTCommandLine  ← NMTTensor, ArgumentParser   what every program shares: --threads, --precision, error reports
 //   mt-*            programs: small ParsableCommands over the floors they name. They have no package
 //                   access, so `public` is exactly what the programs use.
 
@@ -43,6 +44,7 @@ let package = Package(
         .executable(name: "mt-average", targets: ["mt-average"]),
         .executable(name: "mt-score", targets: ["mt-score"]),
         .executable(name: "mt-serve", targets: ["mt-serve"]),
+        .executable(name: "mt-shortlist", targets: ["mt-shortlist"]),
     ],
     dependencies: [
         .package(url: "https://github.com/apple/swift-argument-parser", from: "1.5.0"),
@@ -71,9 +73,16 @@ let package = Package(
             cSettings: [.unsafeFlags(["-O3", "-ffp-contract=fast"])],
             linkerSettings: [.linkedLibrary("m")]
         ),
+        // bf16 and int8 matrix products through oneDNN (Debian: libdnnl-dev), with packed weights.
+        .target(
+            name: "CLowPrecision",
+            path: "Sources/CLowPrecision",
+            cSettings: [.unsafeFlags(["-O3"])],
+            linkerSettings: [.linkedLibrary("dnnl"), .linkedLibrary("gomp")]
+        ),
         .target(name: "NMTVersion"),
         .target(name: "NMTMetrics", dependencies: ["NMTVersion"], swiftSettings: fastSwift),
-        .target(name: "NMTTensor", dependencies: ["CBLAS", "CKernels"], swiftSettings: fastSwift),
+        .target(name: "NMTTensor", dependencies: ["CBLAS", "CKernels", "CLowPrecision"], swiftSettings: fastSwift),
         .target(name: "NMTText", dependencies: ["NMTTensor", "NMTVersion", "CSentencePiece"], swiftSettings: fastSwift),
         .target(name: "NMTModel", dependencies: ["NMTTensor", "CKernels"], swiftSettings: fastSwift),
         .target(name: "NMTModelFiles", dependencies: ["NMTModel", "NMTText", "NMTTensor"], swiftSettings: fastSwift),
@@ -89,7 +98,7 @@ let package = Package(
                                .product(name: "Logging", package: "swift-log"),
                                .product(name: "ServiceLifecycle", package: "swift-service-lifecycle")],
                 swiftSettings: fastSwift),
-        .target(name: "NMTCommandLine", dependencies: [argumentParser], swiftSettings: fastSwift),
+        .target(name: "NMTCommandLine", dependencies: ["NMTTensor", argumentParser], swiftSettings: fastSwift),
         program("mt-preprocess", ["NMTText", "NMTTensor"]),
         program("mt-train", ["NMTTraining", "NMTModelFiles", "NMTTensor", "NMTDistributed"]),
         program("mt-translate", ["NMTSearch", "NMTTensor"]),
@@ -98,6 +107,7 @@ let package = Package(
         program("mt-average", ["NMTModelFiles"]),
         program("mt-score", ["NMTSearch", "NMTTensor"]),
         program("mt-serve", ["NMTServe"]),
+        program("mt-shortlist", ["NMTModelFiles"]),
         .testTarget(
             name: "SwiftNMTTests",
             dependencies: ["NMTMetrics", "NMTText", "NMTModel", "NMTModelFiles", "NMTSearch", "NMTTraining", "NMTCommandLine", "NMTDistributed",

@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-packages=(libopenblas-dev libsentencepiece-dev libopenmpi-dev openmpi-bin iproute2)
+packages=(libopenblas-dev libsentencepiece-dev libdnnl-dev libopenmpi-dev openmpi-bin iproute2)
 missing=()
 for p in "${packages[@]}"; do
     dpkg-query -W -f='${Status}' "$p" 2>/dev/null | grep -q "install ok installed" || missing+=("$p")

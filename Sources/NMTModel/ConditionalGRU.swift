@@ -62,7 +62,7 @@ struct ConditionalGRU: Sendable {
     // MARK: Keys, once per batch
 
     func projectKeys(_ p: ParameterBuffer, annotations: UnsafePointer<Float>, rows: Int, into keys: UnsafeMutablePointer<Float>) {
-        BLAS.linear(annotations, rows: rows, inputs: contextSize, weight: p[keyWeight], bias: p[keyBias], outputs: attentionSize, into: keys)
+        p.linear(annotations, rows: rows, inputs: contextSize, weight: keyWeight, bias: p[keyBias], outputs: attentionSize, into: keys)
     }
 
     func projectKeysBackward(_ p: ParameterBuffer, _ grads: ParameterBuffer, annotations: UnsafePointer<Float>, rows: Int,
@@ -83,10 +83,10 @@ struct ConditionalGRU: Sendable {
         let d = hiddenSize, g = 3 * d, qw = queryWidth
         gru1.step(p, inputProjection: s.inputProjection, previous: s.previous, rows: rows, mask: nil, recurrent: s.recurrent1,
                   cache: s.cache1, into: s.intermediate)
-        BLAS.linear(s.intermediate, rows: rows, inputs: d, weight: p[queryWeight], bias: queryBias, outputs: qw, into: s.queryAndRecurrent)
+        p.linear(s.intermediate, rows: rows, inputs: d, weight: queryWeight, bias: queryBias, outputs: qw, into: s.queryAndRecurrent)
         nmt_attention_forward(Int32(source.steps), Int32(rows), Int32(attentionSize), Int32(contextSize), source.keys,
                               s.queryAndRecurrent, Int32(qw), p[scoreVector], source.mask, source.annotations, s.alpha, s.context)
-        BLAS.linear(s.context, rows: rows, inputs: contextSize, weight: p[gru2.weightIH], bias: p[gru2.biasIH], outputs: g,
+        p.linear(s.context, rows: rows, inputs: contextSize, weight: gru2.weightIH, bias: p[gru2.biasIH], outputs: g,
                     into: s.gru2InputProjection)
         nmt_gru_forward(Int32(rows), Int32(d), s.gru2InputProjection, Int32(g), s.queryAndRecurrent + attentionSize, Int32(qw),
                         s.intermediate, nil, s.cache2, s.state)

@@ -37,8 +37,16 @@ struct DeepOutput: Sendable {
         }
     }
 
+    /// Some rows of the output layer, gathered (a shortlist's): weight [count, E], bias [count], and the
+    /// weight packed for bf16 or int8 products when the model decodes in one.
+    struct Columns {
+        let weight: UnsafePointer<Float>, bias: UnsafePointer<Float>, count: Int
+        let packed: PackedMatrix?
+    }
+
+    /// With `output`, the logits are those of its columns only [N, count].
     func forward(_ p: ParameterBuffer, rows: Int, top: UnsafePointer<Float>, embedded: UnsafePointer<Float>,
-                 context: UnsafePointer<Float>, dropout: DropoutKeys, _ a: Activations) {
+                 context: UnsafePointer<Float>, dropout: DropoutKeys, _ a: Activations, output: Columns? = nil) {
         let d = hiddenSize, e = embedSize, c = contextSize, uw = inputWidth, u = a.input.pointer
         for r in 0..<rows {
             (u + r * uw).update(from: top + r * d, count: d)
@@ -49,7 +57,7 @@ struct DeepOutput: Sendable {
         if a.stateDropout.active {
             for r in 0..<rows { nmt_mul(u + r * uw, a.stateDropout.mask.pointer + r * d, u + r * uw, d) }
         }
-        BLAS.linear(u, rows: rows, inputs: uw, weight: p[weight], bias: p[bias], outputs: e, into: a.hidden.pointer)
+        p.linear(u, rows: rows, inputs: uw, weight: weight, bias: p[bias], outputs: e, into: a.hidden.pointer)
         nmt_tanh(a.hidden.pointer, a.hidden.pointer, rows * e)
         a.hiddenDropout.draw(count: rows * e, width: e, keys: dropout)
         if a.hiddenDropout.active {
@@ -57,7 +65,16 @@ struct DeepOutput: Sendable {
             a.hiddenDropped.pointer.update(from: a.hidden.pointer, count: rows * e)
             a.hiddenDropout.apply(a.hiddenDropped.pointer, count: rows * e)
         }
-        BLAS.linear(a.projected, rows: rows, inputs: e, weight: p[outputWeight], bias: p[outputBias], outputs: vocabSize,
+        if let output {
+            if let packed = output.packed {
+                packed.linear(a.projected, rows: rows, ldx: e, bias: output.bias, into: a.logits.pointer, ldy: output.count)
+                return
+            }
+            BLAS.linear(a.projected, rows: rows, inputs: e, weight: output.weight, bias: output.bias, outputs: output.count,
+                        into: a.logits.pointer)
+            return
+        }
+        p.linear(a.projected, rows: rows, inputs: e, weight: outputWeight, bias: p[outputBias], outputs: vocabSize,
                     into: a.logits.pointer)
     }
 

@@ -26,7 +26,7 @@ struct GRUWeights: Sendable {
 extension GRUWeights {
     /// gi = input · W_ihᵀ + b_ih for all rows at once (all time steps of a sequence in one GEMM).
     func projectInputs(_ p: ParameterBuffer, _ input: UnsafePointer<Float>, rows: Int, into inputProjection: UnsafeMutablePointer<Float>) {
-        BLAS.linear(input, rows: rows, inputs: inputSize, weight: p[weightIH], bias: p[biasIH], outputs: 3 * hiddenSize,
+        p.linear(input, rows: rows, inputs: inputSize, weight: weightIH, bias: p[biasIH], outputs: 3 * hiddenSize,
                     into: inputProjection)
     }
 
@@ -43,7 +43,7 @@ extension GRUWeights {
               previous: UnsafePointer<Float>, rows: Int, mask: UnsafePointer<Float>?,
               recurrent: UnsafeMutablePointer<Float>, cache: UnsafeMutablePointer<Float>, into next: UnsafeMutablePointer<Float>) {
         let h = hiddenSize, g = 3 * h
-        BLAS.linear(previous, rows: rows, inputs: h, weight: p[weightHH], bias: p[biasHH], outputs: g, into: recurrent)
+        p.linear(previous, rows: rows, inputs: h, weight: weightHH, bias: p[biasHH], outputs: g, into: recurrent)
         nmt_gru_forward(Int32(rows), Int32(h), inputProjection, Int32(ldInputProjection ?? g), recurrent, Int32(g), previous, mask,
                         cache, next)
     }

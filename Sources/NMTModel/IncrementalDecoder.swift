@@ -15,9 +15,14 @@ package protocol IncrementalDecoding: AnyObject {
     /// Encodes `sources` (ids without BOS/EOS) and appends `beams[i]` rows for sentence i after the
     /// current rows, each at the sentence's initial state.
     func append(sources: [[Int32]], beams: [Int])
-    /// Advances every row by one token (`previous` [R]); afterwards log p(v | row) = logits[row, v] − logSumExp[row].
+    /// Advances every row by one token (`previous` [R]); afterwards log p(v | row) = logits[row, c] − logSumExp[row]
+    /// for the piece v of column c (`columnIds`).
     func step(previous: UnsafePointer<Int32>)
-    /// The last step's logits [R, Vt].
+    /// The columns of the logits: Vt, or with a shortlist the number of candidate pieces of the rows' sentences.
+    var columns: Int { get }
+    /// The piece of each column [columns], nil when column c is piece c (no shortlist).
+    var columnIds: UnsafePointer<Int32>? { get }
+    /// The last step's logits [R, columns]; with a shortlist, −∞ where a piece is not among the row's sentence's candidates.
     var logits: UnsafePointer<Float> { get }
     /// The last step's log Σ_v exp(logits[row, v]) [R].
     var logSumExp: UnsafePointer<Float> { get }
@@ -75,6 +80,17 @@ package final class IncrementalDecoder: IncrementalDecoding {
     private var states: [FloatBuffer] = [], nextStates: [FloatBuffer] = []
     private let deep = DeepOutput.Activations()
     private let rowLogSumExp = FloatBuffer(count: 0)
+    /// With a shortlist: the candidate pieces of each sentence that has rows, the sorted union of them
+    /// (the columns), the output layer's rows for the columns, and per sentence a mask over the columns
+    /// (0 for its own candidates, −∞ for the others').
+    package var shortlist: Shortlist? {
+        didSet { removeAll() }
+    }
+    private var candidateSets: [[Int32]] = [], rowCandidateSet: [Int32] = [], spareRowCandidateSet: [Int32] = []
+    private var candidateColumns: [Int32] = [], candidateMarks: [Bool] = []
+    private let columnWeight = FloatBuffer(count: 0), columnBias = FloatBuffer(count: 0), columnMasks = FloatBuffer(count: 0)
+    /// The column weights packed for the model's precision (bf16, int8), when it is not f32.
+    private var packedColumnWeight: PackedMatrix?
 
     package init(model: Seq2Seq) {
         self.model = model
@@ -82,10 +98,18 @@ package final class IncrementalDecoder: IncrementalDecoding {
         nextStates = (0..<model.config.decoderLayers - 1).map { _ in FloatBuffer(count: 0) }
     }
 
-    package func replica() -> any IncrementalDecoding { IncrementalDecoder(model: model.replica()) }
+    package func replica() -> any IncrementalDecoding {
+        let copy = IncrementalDecoder(model: model.replica())
+        copy.shortlist = shortlist
+        return copy
+    }
 
     private var layers: DecoderWeights { model.decoderWeights }
     package var targetVocabSize: Int { model.config.targetVocabSize }
+    package var columns: Int { shortlist == nil ? model.config.targetVocabSize : candidateColumns.count }
+    package var columnIds: UnsafePointer<Int32>? {
+        shortlist == nil ? nil : candidateColumns.withUnsafeBufferPointer { $0.baseAddress! }
+    }
     package var logits: UnsafePointer<Float> { UnsafePointer(deep.logits.pointer) }
     package var logSumExp: UnsafePointer<Float> { UnsafePointer(rowLogSumExp.pointer) }
     package var attention: UnsafePointer<Float> { UnsafePointer(conditional.alpha.pointer) }
@@ -100,6 +124,62 @@ package final class IncrementalDecoder: IncrementalDecoding {
                                       steps: batch.sourceSteps, batch: batch.size, dropout: .none)
                 append(encoded: model.encoder.annotations, sourceMask: sourceMask.baseAddress!, sourceSteps: batch.sourceSteps,
                        sourceLengths: sources.map { Int32($0.count) }, beams: beams)
+            }
+        }
+        if let shortlist { appendCandidates(shortlist, sources: sources, beams: beams) }
+    }
+
+    /// Adds the new sentences' candidate sets and lays out the columns anew: the union of the sets that
+    /// rows still use, the output layer's weights and biases of those pieces, and each set's mask.
+    private func appendCandidates(_ shortlist: Shortlist, sources: [[Int32]], beams: [Int]) {
+        let v = targetVocabSize, e = model.config.embedSize, p = model.parameters, deepOutput = layers.deepOutput
+        if candidateMarks.count != v { candidateMarks = [Bool](repeating: false, count: v) }
+        // Drop the sets no row uses any more, then add the new ones.
+        var used = [Int32](repeating: -1, count: candidateSets.count), kept: [[Int32]] = []
+        for i in rowCandidateSet.indices {
+            let set = Int(rowCandidateSet[i])
+            if used[set] < 0 {
+                used[set] = Int32(kept.count)
+                kept.append(candidateSets[set])
+            }
+            rowCandidateSet[i] = used[set]
+        }
+        candidateSets = kept
+        for (source, k) in zip(sources, beams) {
+            let set = Int32(candidateSets.count)
+            candidateSets.append(shortlist.candidates(for: source, marks: &candidateMarks))
+            for _ in 0..<k { rowCandidateSet.append(set) }
+        }
+        // The union, sorted, and each set's mask over it.
+        for set in candidateSets { for id in set { candidateMarks[Int(id)] = true } }
+        candidateColumns.removeAll(keepingCapacity: true)
+        for id in 0..<v where candidateMarks[id] {
+            candidateColumns.append(Int32(id))
+            candidateMarks[id] = false
+        }
+        let n = candidateColumns.count
+        columnWeight.reserve(n * e)
+        columnBias.reserve(n)
+        columnMasks.reserve(candidateSets.count * n)
+        let weight = p[deepOutput.outputWeight], bias = p[deepOutput.outputBias]
+        for (c, id) in candidateColumns.enumerated() {
+            (columnWeight.pointer + c * e).update(from: weight + Int(id) * e, count: e)
+            columnBias[c] = bias[Int(id)]
+        }
+        // Packing once per change of the columns (about a millisecond for 4,000 of them) pays for itself
+        // within a step or two.
+        packedColumnWeight = nil
+        if let precision = p.packed?.precision, n > 0 {
+            packedColumnWeight = try? PackedMatrix(precision, weight: columnWeight.pointer, outputs: n, inputs: e)
+        }
+        for (i, set) in candidateSets.enumerated() {
+            let mask = columnMasks.pointer + i * n
+            mask.update(repeating: -.infinity, count: n)
+            // Both lists are sorted: one merge finds each candidate's column.
+            var c = 0
+            for id in set {
+                while candidateColumns[c] != id { c += 1 }
+                mask[c] = 0
             }
         }
     }
@@ -192,6 +272,19 @@ package final class IncrementalDecoder: IncrementalDecoding {
                        recurrent: conditional.recurrent1.pointer, cache: conditional.cache1.pointer, into: nextStates[l + 1].pointer)
         }
         swap(&states, &nextStates)
+        if shortlist != nil {
+            let n = candidateColumns.count
+            layers.deepOutput.forward(p, rows: r, top: states.last!.pointer, embedded: embedded.pointer, context: conditional.contexts.pointer,
+                                      dropout: .none, deep,
+                                      output: DeepOutput.Columns(weight: columnWeight.pointer, bias: columnBias.pointer, count: n,
+                                                                 packed: packedColumnWeight))
+            for row in 0..<r {
+                let rowLogits = deep.logits.pointer + row * n
+                BLAS.axpy(n, x: columnMasks.pointer + Int(rowCandidateSet[row]) * n, y: rowLogits)
+                rowLogSumExp[row] = nmt_log_sum_exp(rowLogits, n)
+            }
+            return
+        }
         layers.deepOutput.forward(p, rows: r, top: states.last!.pointer, embedded: embedded.pointer, context: conditional.contexts.pointer,
                                   dropout: .none, deep)
         for row in 0..<r { rowLogSumExp[row] = nmt_log_sum_exp(deep.logits.pointer + row * v, v) }
@@ -213,6 +306,16 @@ package final class IncrementalDecoder: IncrementalDecoding {
         spareRowSourceLengths.removeAll(keepingCapacity: true)
         for i in 0..<count { spareRowSourceLengths.append(rowSourceLengths[Int(kept[i])]) }
         swap(&rowSourceLengths, &spareRowSourceLengths)
+        // The columns stay until sentences join: a superset of what the kept rows need, each row masked to its own.
+        if shortlist != nil {
+            spareRowCandidateSet.removeAll(keepingCapacity: true)
+            for i in 0..<count { spareRowCandidateSet.append(rowCandidateSet[Int(kept[i])]) }
+            swap(&rowCandidateSet, &spareRowCandidateSet)
+            if count == 0 {
+                candidateSets.removeAll()
+                candidateColumns.removeAll(keepingCapacity: true)
+            }
+        }
         let ts = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))
         for l in states.indices {
             for i in 0..<count { (nextStates[l].pointer + i * d).update(from: states[l].pointer + Int(kept[i]) * d, count: d) }

@@ -21,7 +21,7 @@ struct InitialState: Sendable {
             }
             if length > 0 { for k in 0..<c { mean[b * c + k] /= length } }
         }
-        BLAS.linear(mean, rows: batch, inputs: c, weight: p[weight], bias: p[bias], outputs: hiddenSize, into: s0)
+        p.linear(mean, rows: batch, inputs: c, weight: weight, bias: p[bias], outputs: hiddenSize, into: s0)
         nmt_tanh(s0, s0, batch * hiddenSize)
     }
 

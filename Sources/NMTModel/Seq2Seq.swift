@@ -57,6 +57,30 @@ public final class Seq2Seq {
         decoder = Decoder(weights: decoderWeights)
     }
 
+    /// Every weight matrix the forward pass multiplies by, with the shape of its product.
+    var matrixProducts: [MatrixProduct] {
+        let cgru = decoderWeights.conditionalGRU, deep = decoderWeights.deepOutput
+        let grus = [encoderWeights.forwardGRU, encoderWeights.backwardGRU] + encoderWeights.stacked + [cgru.gru1] + decoderWeights.stacked
+        return grus.flatMap { [MatrixProduct($0.weightIH), MatrixProduct($0.weightHH)] } + [
+            MatrixProduct(decoderWeights.initialState.weight),
+            MatrixProduct(cgru.keyWeight),
+            // The query and GRU2's recurrent weights are one product (they are stored one after the other).
+            MatrixProduct(cgru.queryWeight, outputs: cgru.queryWidth),
+            MatrixProduct(cgru.gru2.weightIH),
+            MatrixProduct(deep.weight),
+            MatrixProduct(deep.outputWeight),
+        ]
+    }
+
+    /// The precision of the forward pass's matrix products from now on: bf16 and int8 convert and pack
+    /// the current weights once (for decoding: training changes the weights and would leave them stale);
+    /// f32 drops them. Replicas share the choice. Throws when oneDNN cannot do the products on this CPU.
+    public func setPrecision(_ precision: Precision) throws {
+        parameters.packed = precision == .f32 ? nil : try PackedWeights(parameters, precision: precision, products: matrixProducts)
+    }
+
+    public var precision: Precision { parameters.packed?.precision ?? .f32 }
+
     /// The parameter list, in storage order. The names and shapes are those of docs/model.md.
     static func makeLayout(_ c: ModelConfig) -> (ParameterLayout, EncoderWeights, DecoderWeights) {
         var l = ParameterLayout()

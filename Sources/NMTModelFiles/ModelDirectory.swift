@@ -250,6 +250,36 @@ public struct ModelDirectory: Sendable {
     }
 
     /// Checks that a directory exists and holds a model, before anything is loaded from it.
+    /// The lexical shortlist (`Shortlist.fileName`), with the ids of this directory's vocabularies.
+    package func loadShortlist(sourceVocabSize: Int, targetVocabSize: Int) throws -> Shortlist {
+        let path = self.path + "/" + Shortlist.fileName
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw Error.missing("\(path) does not exist: write it with mt-shortlist")
+        }
+        return try Shortlist(text: String(decoding: data, as: UTF8.self), path: path, sourceVocabSize: sourceVocabSize,
+                             targetVocabSize: targetVocabSize)
+    }
+
+    /// Estimates the shortlist of this directory's model on a parallel corpus (its first `maxPairs` pairs,
+    /// encoded with the directory's SentencePiece models) and writes it beside the model. Returns the
+    /// number of pairs used.
+    public func writeShortlist(sourceFile: String, targetFile: String, maxPairs: Int = 1_000_000, keep: Int = 100,
+                               iterations: Int = 5) throws -> Int {
+        let vocabulary = try loadVocabulary()
+        let pairs = try encodedSentencePairs(sourceFile: sourceFile, targetFile: targetFile, source: vocabulary.source,
+                                             target: vocabulary.target, maxPairs: maxPairs)
+        guard !pairs.isEmpty else { throw Error.missing("\(sourceFile) and \(targetFile) have no sentence pairs") }
+        let shortlist = Shortlist.build(pairs: pairs, sourceVocabSize: vocabulary.source.vocabularySize,
+                                        targetVocabSize: vocabulary.target.vocabularySize, iterations: iterations, keep: keep)
+        try saveShortlist(shortlist)
+        return pairs.count
+    }
+
+    /// Writes the shortlist beside the model.
+    package func saveShortlist(_ shortlist: Shortlist) throws {
+        try AtomicFile.write(Data(shortlist.text().utf8), to: path + "/" + Shortlist.fileName)
+    }
+
     package func checkExists() throws {
         var isDirectory: ObjCBool = false
         guard FileManager.default.fileExists(atPath: path, isDirectory: &isDirectory), isDirectory.boolValue else {

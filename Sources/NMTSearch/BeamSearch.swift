@@ -62,6 +62,9 @@ package final class BeamSearch {
         self.decoder = decoder
     }
 
+    /// Forgets the workers' replicas, after a change to the decoder that replicas copy (its shortlist).
+    func dropReplicas() { replicas = [] }
+
     package convenience init(model: Seq2Seq) {
         self.init(decoder: IncrementalDecoder(model: model))
     }
@@ -330,7 +333,7 @@ private struct SentenceBeam {
     /// and the sentence is done when nothing can still beat its finished hypotheses. A done sentence's
     /// rows are dead: they are fed EOS and score −∞ until they are dropped.
     mutating func select(decoder: any IncrementalDecoding, previous: inout [Int32], parents: inout [Int32], scratch: inout Scratch) {
-        let vocab = decoder.targetVocabSize, sourceSteps = decoder.sourceSteps
+        let columns = decoder.columns, columnIds = decoder.columnIds, sourceSteps = decoder.sourceSteps
         let logits = decoder.logits, logSumExp = decoder.logSumExp, attention = decoder.attention
         let first = firstRow
         var alive = 0
@@ -339,10 +342,11 @@ private struct SentenceBeam {
             scratch.candidates.removeAll(keepingCapacity: true)
             for j in 0..<k where score[j] > -.infinity {
                 let row = first + j
-                nmt_top_k(logits + row * vocab, vocab, Int32(k + 1), &scratch.topIndex, &scratch.topValue)
-                for c in 0...k where scratch.topIndex[c] >= 0 {
+                nmt_top_k(logits + row * columns, columns, Int32(k + 1), &scratch.topIndex, &scratch.topValue)
+                for c in 0...k where scratch.topIndex[c] >= 0 && scratch.topValue[c] > -.infinity {
+                    let column = scratch.topIndex[c]
                     scratch.candidates.append(Candidate(score: score[j] + scratch.topValue[c] - logSumExp[row], row: Int32(row),
-                                                        token: scratch.topIndex[c]))
+                                                        token: columnIds.map { $0[Int(column)] } ?? column))
                 }
             }
             scratch.candidates.sort { $0.score > $1.score }

@@ -23,6 +23,9 @@ final class EnsembleDecoder: IncrementalDecoding {
     }
 
     var targetVocabSize: Int { members[0].targetVocabSize }
+    /// The members have the same shortlist (or none), so the same columns.
+    var columns: Int { members[0].columns }
+    var columnIds: UnsafePointer<Int32>? { members[0].columnIds }
     var rows: Int { members[0].rows }
     var sourceSteps: Int { members[0].sourceSteps }
     var logits: UnsafePointer<Float> { UnsafePointer(averagedLogits.pointer) }
@@ -35,7 +38,7 @@ final class EnsembleDecoder: IncrementalDecoding {
 
     func step(previous: UnsafePointer<Int32>) {
         for member in members { member.step(previous: previous) }
-        let r = rows, v = targetVocabSize
+        let r = rows, v = columns
         averagedLogits.reserve(r * v)
         averagedLogSumExp.reserve(r)
         let logits = averagedLogits.pointer, logSumExp = averagedLogSumExp.pointer, weight = 1 / Float(members.count)

@@ -30,6 +30,7 @@ extension BeamSearch {
     /// (T = 1, the whole vocabulary), including end-of-sentence; the score divides it by length^α as beam
     /// search does.
     func sample(_ sources: [[Int32]], options: BeamSearchOptions, sampling: SamplingOptions, sentenceIndices: [Int]) -> [[Hypothesis]] {
+        precondition(decoder.columnIds == nil, "sampling draws from the whole vocabulary")
         let n = sources.count, v = decoder.targetVocabSize
         decoder.start(sources: sources, beams: 1)
         var random = sentenceIndices.map { i in

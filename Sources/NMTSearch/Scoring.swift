@@ -53,6 +53,7 @@ extension Translator {
     static func forcedLogProbabilities(_ decoder: any IncrementalDecoding, sources: [[Int32]], targets: [[Int32]]) -> [Float] {
         guard !sources.isEmpty else { return [] }
         decoder.start(sources: sources, beams: 1)
+        precondition(decoder.columnIds == nil, "scoring needs every piece's logit")
         let v = decoder.targetVocabSize
         var sums = [Float](repeating: 0, count: sources.count)
         var previous = [Int32](repeating: SpecialTokens.bos, count: sources.count)

@@ -1,6 +1,7 @@
 import Foundation
 import NMTModel
 import NMTModelFiles
+import NMTTensor
 import NMTText
 
 /// One translated line.
@@ -28,6 +29,10 @@ public struct EncodedLine: Sendable {
 /// models, an ensemble (`EnsembleDecoder`).
 public final class Translator {
     let models: [Seq2Seq]
+    /// One per model (the ensemble's members).
+    private let decoders: [IncrementalDecoder]
+    /// Where the first model was loaded from (its shortlist is the ensemble's).
+    private var firstDirectory: String?
     let source: SentencePiece
     public let target: SentencePiece
     let search: BeamSearch
@@ -44,7 +49,7 @@ public final class Translator {
         self.models = models
         self.source = source
         self.target = target
-        let decoders: [any IncrementalDecoding] = models.map { IncrementalDecoder(model: $0) }
+        decoders = models.map { IncrementalDecoder(model: $0) }
         search = BeamSearch(decoder: decoders.count == 1 ? decoders[0] : EnsembleDecoder(members: decoders))
     }
 
@@ -69,6 +74,7 @@ public final class Translator {
         }
         try self.init(models: loaded.map(\.model), source: first.source, target: first.target)
         languages = (first.sourceLang, first.targetLang)
+        firstDirectory = modelDirectories[0]
     }
 
     /// Loads a model directory written by mt-train. A checkpoint (`DIR/last`) loads too, from where the
@@ -125,6 +131,30 @@ public final class Translator {
     public func translation(_ hypotheses: [Hypothesis], of line: EncodedLine) throws -> Translation {
         let list = try hypotheses.map { (text: try target.decode($0.tokens), hypothesis: $0) }
         return Translation(text: list.first?.text ?? "", hypotheses: list, truncated: line.truncated, sourcePieces: line.pieces)
+    }
+
+    /// The precision of every model's matrix products from now on (`Seq2Seq.setPrecision`).
+    public func setPrecision(_ precision: Precision) throws {
+        for model in models { try model.setPrecision(precision) }
+    }
+
+    public var precision: Precision { models[0].precision }
+
+    /// Beam search over a lexical shortlist from now on (`Shortlist`): the first model directory's
+    /// shortlist.txt, of which each sentence takes the `frequent` most frequent target pieces and the
+    /// `translations` likeliest translations of each of its source pieces. nil: the whole vocabulary.
+    public func useShortlist(frequent: Int, translations: Int) throws {
+        guard let firstDirectory else { throw ModelDirectory.Error.mismatch("a shortlist needs a model directory") }
+        var shortlist = try ModelDirectory(firstDirectory).loadShortlist(sourceVocabSize: source.vocabularySize,
+                                                                        targetVocabSize: target.vocabularySize)
+        shortlist.frequentCount = frequent
+        shortlist.translationCount = translations
+        setShortlist(shortlist)
+    }
+
+    package func setShortlist(_ shortlist: Shortlist?) {
+        for decoder in decoders { decoder.shortlist = shortlist }
+        search.dropReplicas()
     }
 
     /// A batch for in-flight search over this translator's model(s), on a decoder of its own (the

@@ -2,6 +2,7 @@ import Foundation
 import Hummingbird
 import Logging
 import NMTSearch
+import NMTTensor
 import ServiceLifecycle
 
 /// mt-serve's whole job, given its parsed options: load the models, start their schedulers, serve
@@ -29,6 +30,8 @@ public struct TranslationServer {
     }
 
     public var models: [ModelSpec] = []
+    /// The matrix products' precision (as resolved for this CPU).
+    public var precision: Precision = .f32
     public var host = "127.0.0.1"
     public var port = 8080
     /// Decoder threads per model.
@@ -59,7 +62,8 @@ public struct TranslationServer {
         let limits = Scheduler.Limits(maxBatchSentences: maxBatchSentences, maxBatchPositions: maxBatchPositions, maxQueue: maxQueue)
         var served: [ServedModel] = []
         for spec in models {
-            let model = try ServedModel.load(directories: spec.directories, pair: spec.pair, workers: workers, limits: limits, metrics: metrics)
+            let model = try ServedModel.load(directories: spec.directories, pair: spec.pair, workers: workers, limits: limits, metrics: metrics,
+                                             precision: precision)
             if served.contains(where: { $0.sourceLang == model.sourceLang && $0.targetLang == model.targetLang }) {
                 throw ServeError(500, "two models for \(model.sourceLang)-\(model.targetLang): give one --model per language pair")
             }

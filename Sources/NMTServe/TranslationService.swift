@@ -1,5 +1,6 @@
 import Foundation
 import NMTSearch
+import NMTTensor
 
 /// What a client may ask and the server allows (mt-serve's options).
 package struct ServeOptions: Sendable {
@@ -62,8 +63,9 @@ package final class ServedModel: @unchecked Sendable {
     /// Loads a model (or an ensemble) and starts its scheduler. `pair` names the languages where the
     /// model directory does not (vocabulary.json of an older mt-train); given, it must agree with it.
     package static func load(directories: [String], pair: (source: String, target: String)?, workers: Int,
-                             limits: Scheduler.Limits, metrics: ServeMetrics?) throws -> ServedModel {
+                             limits: Scheduler.Limits, metrics: ServeMetrics?, precision: Precision = .f32) throws -> ServedModel {
         let translator = try Translator(modelDirectories: directories)
+        try translator.setPrecision(precision)
         guard let languages = pair ?? translator.languages else {
             throw ServeError(500, "\(directories[0]) does not record its languages: name them, e.g. --model en-de=\(directories[0])")
         }

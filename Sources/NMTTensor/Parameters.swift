@@ -29,6 +29,9 @@ package struct ParameterLayout: Sendable {
 public final class ParameterBuffer {
     let layout: ParameterLayout
     package let storage: FloatBuffer
+    /// The weights converted for bf16 or int8 products (`linear` uses them); nil: f32 through OpenBLAS.
+    /// Set once a model is loaded for decoding; stale if the weights change afterwards.
+    package var packed: PackedWeights?
 
     package init(layout: ParameterLayout) {
         self.layout = layout

@@ -36,6 +36,8 @@ struct Score: ParsableCommand {
 
     @OptionGroup var threads: ThreadsOption
 
+    @OptionGroup var precision: PrecisionOption
+
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("Missing expected argument '--model <DIR>'") }
         if let lengthPenalty, !(0...10).contains(lengthPenalty) { throw ValidationError("--length-penalty must be from 0 to 10") }
@@ -50,6 +52,7 @@ struct Score: ParsableCommand {
             let input = try LineStream(keepingTabs: true)
             BLAS.threads = threads.count
             let translator = try Failure.during("cannot load the model") { try Translator(modelDirectories: model) }
+            try Failure.during("cannot use \(precision.precision) products") { try translator.setPrecision(precision.resolved(for: "mt-score")) }
             setvbuf(stdout, nil, _IOFBF, 1 << 16)
             var index = 0
             while let lines = try input.next(maximum: batchSize * 8) {

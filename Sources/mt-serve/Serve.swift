@@ -80,6 +80,8 @@ struct Serve: AsyncParsableCommand {
     /// Decoder threads per model, each with one BLAS thread.
     @OptionGroup var threads: ThreadsOption
 
+    @OptionGroup var precision: PrecisionOption
+
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("Missing expected argument '--model <DIR>'") }
         for spec in model where TranslationServer.ModelSpec(parsing: spec) == nil {
@@ -118,6 +120,7 @@ struct Serve: AsyncParsableCommand {
         server.maxBeamSize = maxBeamSize
         server.maxSourceLength = maxSourceLength
         server.logLevel = logLevel
+        server.precision = precision.resolved(for: "mt-serve")
         do {
             if let apiKeys {
                 let text = try String(contentsOfFile: apiKeys, encoding: .utf8)

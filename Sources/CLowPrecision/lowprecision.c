@@ -1,0 +1,414 @@
+#include "lowprecision.h"
+
+#include <math.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <oneapi/dnnl/dnnl.h>
+
+// Conversion kernels are compiled for AVX-512, AVX2 and the baseline; the loader picks one.
+#if defined(__x86_64__) && defined(__clang__)
+#define LOWP_VECTOR __attribute__((target_clones("arch=x86-64-v4", "arch=x86-64-v3", "default")))
+#else
+#define LOWP_VECTOR
+#endif
+
+// libgomp's per-thread setting; oneDNN (Debian's build) runs its kernels on OpenMP.
+extern void omp_set_num_threads(int);
+
+// ---------------------------------------------------------------------------------------------
+// The engine and the CPU
+
+static dnnl_engine_t engine;
+static pthread_once_t engine_once = PTHREAD_ONCE_INIT;
+static void make_engine(void) {
+    if (dnnl_engine_create(&engine, dnnl_cpu, 0) != dnnl_success) engine = NULL;
+}
+static dnnl_engine_t the_engine(void) {
+    pthread_once(&engine_once, make_engine);
+    return engine;
+}
+
+int nmt_lowp_cpu_features(void) {
+    dnnl_cpu_isa_t isa = dnnl_get_effective_cpu_isa();
+    int features = 0;
+    if ((isa & dnnl_cpu_isa_avx512_core) == dnnl_cpu_isa_avx512_core) features |= NMT_LOWP_HAS_AVX512;
+    if ((isa & dnnl_cpu_isa_avx512_core_bf16) == dnnl_cpu_isa_avx512_core_bf16) features |= NMT_LOWP_HAS_BF16;
+    if ((isa & dnnl_cpu_isa_avx512_core_vnni) == dnnl_cpu_isa_avx512_core_vnni ||
+        (isa & dnnl_cpu_isa_avx2_vnni) == dnnl_cpu_isa_avx2_vnni) features |= NMT_LOWP_HAS_VNNI;
+    return features;
+}
+
+const char *nmt_lowp_cpu_isa_name(void) {
+    switch (dnnl_get_effective_cpu_isa()) {
+    case dnnl_cpu_isa_sse41: return "sse41";
+    case dnnl_cpu_isa_avx: return "avx";
+    case dnnl_cpu_isa_avx2: return "avx2";
+    case dnnl_cpu_isa_avx2_vnni: return "avx2_vnni";
+    case dnnl_cpu_isa_avx512_mic: return "avx512_mic";
+    case dnnl_cpu_isa_avx512_mic_4ops: return "avx512_mic_4ops";
+    case dnnl_cpu_isa_avx512_core: return "avx512_core";
+    case dnnl_cpu_isa_avx512_core_vnni: return "avx512_core_vnni";
+    case dnnl_cpu_isa_avx512_core_bf16: return "avx512_core_bf16";
+    case dnnl_cpu_isa_avx512_core_amx: return "avx512_core_amx";
+    default: return "unknown";
+    }
+}
+
+int nmt_lowp_int8_weight_limit(void) { return (nmt_lowp_cpu_features() & NMT_LOWP_HAS_VNNI) ? 127 : 63; }
+
+// OpenMP's thread count is a per-thread setting; SwiftNMT's is global (as OpenBLAS's is), so each
+// thread applies the current value before its next product.
+static _Atomic int wanted_threads = 0;
+void nmt_lowp_set_threads(int threads) { wanted_threads = threads < 1 ? 1 : threads; }
+
+// ---------------------------------------------------------------------------------------------
+// Element conversions
+
+// f32 → bf16, rounding to nearest even (the inputs are finite).
+LOWP_VECTOR
+static void to_bf16(const float *x, uint16_t *y, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        uint32_t bits;
+        memcpy(&bits, &x[i], 4);
+        bits += 0x7FFFu + ((bits >> 16) & 1u);
+        y[i] = (uint16_t)(bits >> 16);
+    }
+}
+
+static float from_bf16(uint16_t b) {
+    uint32_t bits = (uint32_t)b << 16;
+    float x;
+    memcpy(&x, &bits, 4);
+    return x;
+}
+
+// The largest |x[i]|.
+LOWP_VECTOR
+static float max_abs(const float *x, size_t n) {
+    float m = 0;
+    for (size_t i = 0; i < n; i++) { float a = fabsf(x[i]); m = a > m ? a : m; }
+    return m;
+}
+
+// q[i] = round(x[i] · inverse_scale), halves away from zero; |q| ≤ limit when inverse_scale = limit / max|x|.
+LOWP_VECTOR
+static void quantize(const float *x, float inverse_scale, int8_t *q, size_t n) {
+    for (size_t i = 0; i < n; i++) {
+        float v = x[i] * inverse_scale;
+        q[i] = (int8_t)(int32_t)(v + (v >= 0 ? 0.5f : -0.5f));
+    }
+}
+
+// q[i] = round(x[i] · inverse_scale) + 128, in [1, 255] when inverse_scale = 127 / max|x| (halves round
+// up: the sum is positive, so truncation is floor).
+LOWP_VECTOR
+static void quantize_shifted(const float *x, float inverse_scale, uint8_t *q, size_t n) {
+    for (size_t i = 0; i < n; i++) q[i] = (uint8_t)(int32_t)(x[i] * inverse_scale + 128.5f);
+}
+
+// y[n] = (acc[n] − shift[n]) · (row_scale · column_scales[n]) + bias[n]
+LOWP_VECTOR
+static void dequantize_row(const int32_t *acc, const int32_t *shift, float row_scale, const float *column_scales,
+                           const float *bias, float *y, size_t n) {
+    if (bias) {
+        for (size_t i = 0; i < n; i++) y[i] = (float)(acc[i] - shift[i]) * (row_scale * column_scales[i]) + bias[i];
+    } else {
+        for (size_t i = 0; i < n; i++) y[i] = (float)(acc[i] - shift[i]) * (row_scale * column_scales[i]);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Packed matrices
+
+struct nmt_packed_matrix {
+    nmt_lowp_precision precision;
+    int n, k;
+    int id;                     // index of this matrix's slot in each thread's cache
+    dnnl_primitive_t matmul;
+    dnnl_memory_t weights;      // packed, owns its data
+    float *column_scales;       // int8: W[n, :] ≈ codes[n, :] · column_scales[n]
+    int32_t *shift;             // int8: 128 · Σ_k codes[n, k], what the inputs' zero point adds to each sum
+    float *zero_bias;           // bf16: the bias when a call passes none
+    char implementation[64];
+};
+
+static int next_matrix_id = 0;
+static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
+
+// int8 inputs are u8 with a zero point of 128 (code = round(x / scale) + 128), as FBGEMM and Marian do:
+// u8·s8 is what the CPU's instructions multiply, and the shift is taken out afterwards with each
+// weight row's sum of codes, so oneDNN needs no compensation pass of its own.
+static dnnl_data_type_t input_type(nmt_lowp_precision p) { return p == NMT_LOWP_BF16 ? dnnl_bf16 : dnnl_u8; }
+static dnnl_data_type_t weight_type(nmt_lowp_precision p) { return p == NMT_LOWP_BF16 ? dnnl_bf16 : dnnl_s8; }
+
+#define CHECK(call, what)                                                              \
+    do {                                                                               \
+        dnnl_status_t status_ = (call);                                                \
+        if (status_ != dnnl_success) {                                                 \
+            snprintf(error, error_size, "oneDNN: %s failed (status %d)", what, (int)status_); \
+            goto fail;                                                                 \
+        }                                                                              \
+    } while (0)
+
+nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *weight, int n_out, int k_in,
+                                     char *error, size_t error_size) {
+    dnnl_engine_t eng = the_engine();
+    if (!eng) { snprintf(error, error_size, "oneDNN: no CPU engine"); return NULL; }
+    nmt_packed_matrix *matrix = calloc(1, sizeof *matrix);
+    matrix->precision = precision;
+    matrix->n = n_out;
+    matrix->k = k_in;
+    dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
+    dnnl_primitive_t reorder = NULL;
+    dnnl_memory_t plain = NULL;
+    dnnl_stream_t stream = NULL;
+    void *codes = NULL;
+
+    // x [M, K] with M known only at each call; W as oneDNN's K×N: our [N, K] row-major is its "ba".
+    dnnl_memory_desc_t src_md, any_weights_md, plain_weights_md, bias_md, dst_md;
+    dnnl_dims_t src_dims = {DNNL_RUNTIME_DIM_VAL, k_in}, weight_dims = {k_in, n_out}, bias_dims = {1, n_out},
+                dst_dims = {DNNL_RUNTIME_DIM_VAL, n_out};
+    dnnl_data_type_t type = weight_type(precision);
+    CHECK(dnnl_memory_desc_init_by_tag(&src_md, 2, src_dims, input_type(precision), dnnl_ab), "source descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&any_weights_md, 2, weight_dims, type, dnnl_format_tag_any), "weight descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&plain_weights_md, 2, weight_dims, type, dnnl_ba), "weight descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&bias_md, 2, bias_dims, dnnl_f32, dnnl_ab), "bias descriptor");
+    CHECK(dnnl_memory_desc_init_by_tag(&dst_md, 2, dst_dims, precision == NMT_LOWP_BF16 ? dnnl_f32 : dnnl_s32, dnnl_ab),
+          "destination descriptor");
+    dnnl_matmul_desc_t desc;
+    // bf16 adds the bias inside the product; int8 adds it when scaling the 32-bit sums.
+    CHECK(dnnl_matmul_desc_init(&desc, &src_md, &any_weights_md, precision == NMT_LOWP_BF16 ? &bias_md : NULL, &dst_md),
+          "matmul descriptor");
+    CHECK(dnnl_primitive_desc_create(&pd, &desc, NULL, eng, NULL),
+          precision == NMT_LOWP_BF16 ? "a bf16 matmul on this CPU" : "an int8 matmul on this CPU");
+    const char *impl = NULL;
+    if (dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl) == dnnl_success && impl)
+        snprintf(matrix->implementation, sizeof matrix->implementation, "%s", impl);
+    if (strncmp(matrix->implementation, "ref", 3) == 0) {
+        snprintf(error, error_size, "oneDNN has only its reference kernel (%s) for this product on this CPU",
+                 matrix->implementation);
+        goto fail;
+    }
+    CHECK(dnnl_primitive_create(&matrix->matmul, pd), "matmul primitive");
+
+    // The weight in its plain layout and the product's type, then reordered once into the packed layout.
+    size_t count = (size_t)n_out * (size_t)k_in;
+    if (precision == NMT_LOWP_BF16) {
+        codes = malloc(count * 2);
+        to_bf16(weight, codes, count);
+        matrix->zero_bias = calloc((size_t)n_out, sizeof(float));
+    } else {
+        codes = malloc(count);
+        matrix->column_scales = malloc((size_t)n_out * sizeof(float));
+        matrix->shift = malloc((size_t)n_out * sizeof(int32_t));
+        int limit = nmt_lowp_int8_weight_limit();
+        for (int row = 0; row < n_out; row++) {
+            float m = max_abs(weight + (size_t)row * k_in, (size_t)k_in);
+            float scale = m > 0 ? m / (float)limit : 1;
+            matrix->column_scales[row] = scale;
+            int8_t *row_codes = (int8_t *)codes + (size_t)row * k_in;
+            quantize(weight + (size_t)row * k_in, m > 0 ? (float)limit / m : 0, row_codes, (size_t)k_in);
+            int32_t sum = 0;
+            for (int i = 0; i < k_in; i++) sum += row_codes[i];
+            matrix->shift[row] = 128 * sum;
+        }
+    }
+    const dnnl_memory_desc_t *packed_md = dnnl_primitive_desc_query_md(pd, dnnl_query_weights_md, 0);
+    CHECK(dnnl_memory_create(&plain, &plain_weights_md, eng, codes), "weight memory");
+    CHECK(dnnl_memory_create(&matrix->weights, packed_md, eng, DNNL_MEMORY_ALLOCATE), "packed weight memory");
+    CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_weights_md, eng, packed_md, eng, NULL), "weight reorder");
+    CHECK(dnnl_primitive_create(&reorder, reorder_pd), "weight reorder");
+    CHECK(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, matrix->weights}};
+    CHECK(dnnl_primitive_execute(reorder, stream, 2, args), "weight reorder");
+    CHECK(dnnl_stream_wait(stream), "weight reorder");
+
+    pthread_mutex_lock(&id_lock);
+    matrix->id = next_matrix_id++;
+    pthread_mutex_unlock(&id_lock);
+    dnnl_stream_destroy(stream);
+    dnnl_primitive_destroy(reorder);
+    dnnl_primitive_desc_destroy(reorder_pd);
+    dnnl_memory_destroy(plain);
+    dnnl_primitive_desc_destroy(pd);
+    free(codes);
+    return matrix;
+
+fail:
+    if (stream) dnnl_stream_destroy(stream);
+    if (reorder) dnnl_primitive_destroy(reorder);
+    if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
+    if (plain) dnnl_memory_destroy(plain);
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    free(codes);
+    nmt_packed_destroy(matrix);
+    return NULL;
+}
+
+void nmt_packed_destroy(nmt_packed_matrix *matrix) {
+    if (!matrix) return;
+    if (matrix->matmul) dnnl_primitive_destroy(matrix->matmul);
+    if (matrix->weights) dnnl_memory_destroy(matrix->weights);
+    free(matrix->column_scales);
+    free(matrix->shift);
+    free(matrix->zero_bias);
+    free(matrix);
+}
+
+const char *nmt_packed_implementation(const nmt_packed_matrix *matrix) { return matrix->implementation; }
+
+void nmt_packed_dequantized_weight(const nmt_packed_matrix *matrix, const float *weight, float *out) {
+    size_t k = (size_t)matrix->k;
+    if (matrix->precision == NMT_LOWP_BF16) {
+        uint16_t *codes = malloc(k * 2);
+        for (int row = 0; row < matrix->n; row++) {
+            to_bf16(weight + row * k, codes, k);
+            for (size_t i = 0; i < k; i++) out[row * k + i] = from_bf16(codes[i]);
+        }
+        free(codes);
+    } else {
+        int8_t *codes = malloc(k);
+        for (int row = 0; row < matrix->n; row++) {
+            float scale = matrix->column_scales[row];
+            quantize(weight + row * k, 1 / scale, codes, k);
+            for (size_t i = 0; i < k; i++) out[row * k + i] = (float)codes[i] * scale;
+        }
+        free(codes);
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// Per-thread state: a stream, scratch for converted inputs, row scales and 32-bit sums, and for each
+// matrix the memory objects of the last row count it was called with (rebuilt when that changes).
+
+typedef struct {
+    int m;
+    dnnl_memory_t src, dst, bias;
+} call_slot;
+
+typedef struct {
+    dnnl_stream_t stream;
+    int threads;        // the OpenMP thread count last applied on this thread (0: none yet)
+    void *inputs;       size_t inputs_size;
+    float *row_scales;  size_t row_scales_count;
+    int32_t *sums;      size_t sums_count;
+    call_slot *slots;   int slot_count;
+} thread_state;
+
+static pthread_key_t state_key;
+static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
+
+static void free_state(void *pointer) {
+    thread_state *state = pointer;
+    for (int i = 0; i < state->slot_count; i++) {
+        if (state->slots[i].src) dnnl_memory_destroy(state->slots[i].src);
+        if (state->slots[i].dst) dnnl_memory_destroy(state->slots[i].dst);
+        if (state->slots[i].bias) dnnl_memory_destroy(state->slots[i].bias);
+    }
+    free(state->slots);
+    if (state->stream) dnnl_stream_destroy(state->stream);
+    free(state->inputs);
+    free(state->row_scales);
+    free(state->sums);
+    free(state);
+}
+static void make_state_key(void) { pthread_key_create(&state_key, free_state); }
+
+static thread_state *this_thread(void) {
+    pthread_once(&state_key_once, make_state_key);
+    thread_state *state = pthread_getspecific(state_key);
+    if (!state) {
+        state = calloc(1, sizeof *state);
+        dnnl_stream_create(&state->stream, the_engine(), dnnl_stream_default_flags);
+        pthread_setspecific(state_key, state);
+    }
+    return state;
+}
+
+static void *grow(void *buffer, size_t *capacity, size_t needed) {
+    if (needed <= *capacity) return buffer;
+    free(buffer);
+    *capacity = needed + needed / 2;
+    return malloc(*capacity);
+}
+
+static dnnl_status_t make_memory(dnnl_memory_t *memory, int rows, int columns, dnnl_data_type_t type) {
+    dnnl_memory_desc_t md;
+    dnnl_dims_t dims = {rows, columns};
+    dnnl_status_t status = dnnl_memory_desc_init_by_tag(&md, 2, dims, type, dnnl_ab);
+    if (status != dnnl_success) return status;
+    return dnnl_memory_create(memory, &md, the_engine(), DNNL_MEMORY_NONE);
+}
+
+static call_slot *slot_for(thread_state *state, const nmt_packed_matrix *matrix, int m, dnnl_status_t *status) {
+    if (matrix->id >= state->slot_count) {
+        int count = matrix->id + 16;
+        state->slots = realloc(state->slots, (size_t)count * sizeof(call_slot));
+        memset(state->slots + state->slot_count, 0, (size_t)(count - state->slot_count) * sizeof(call_slot));
+        state->slot_count = count;
+    }
+    call_slot *slot = &state->slots[matrix->id];
+    *status = dnnl_success;
+    if (slot->src && slot->m == m) return slot;
+    if (slot->src) dnnl_memory_destroy(slot->src);
+    if (slot->dst) dnnl_memory_destroy(slot->dst);
+    if (!slot->bias) *status = make_memory(&slot->bias, 1, matrix->n, dnnl_f32);
+    slot->src = slot->dst = NULL;
+    if (*status == dnnl_success) *status = make_memory(&slot->src, m, matrix->k, input_type(matrix->precision));
+    if (*status == dnnl_success)
+        *status = make_memory(&slot->dst, m, matrix->n, matrix->precision == NMT_LOWP_BF16 ? dnnl_f32 : dnnl_s32);
+    slot->m = m;
+    return slot;
+}
+
+int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, int ldx, const float *bias,
+                      float *y, int ldy) {
+    if (m <= 0) return 0;
+    thread_state *state = this_thread();
+    int threads = wanted_threads;
+    if (threads > 0 && threads != state->threads) {
+        omp_set_num_threads(threads);
+        state->threads = threads;
+    }
+    dnnl_status_t status;
+    call_slot *slot = slot_for(state, matrix, m, &status);
+    if (status != dnnl_success) return (int)status;
+    size_t k = (size_t)matrix->k, n = (size_t)matrix->n;
+    int bf16 = matrix->precision == NMT_LOWP_BF16;
+    state->inputs = grow(state->inputs, &state->inputs_size, (size_t)m * k * (bf16 ? 2 : 1));
+    // bf16 writes y directly when its rows are contiguous; otherwise, and for int8's sums, through scratch.
+    int direct = bf16 && ldy == (int)n;
+    if (!direct) state->sums = grow(state->sums, &state->sums_count, (size_t)m * n * 4);
+    if (bf16) {
+        for (int row = 0; row < m; row++) to_bf16(x + (size_t)row * ldx, (uint16_t *)state->inputs + row * k, k);
+    } else {
+        state->row_scales = grow(state->row_scales, &state->row_scales_count, (size_t)m * sizeof(float));
+        for (int row = 0; row < m; row++) {
+            float largest = max_abs(x + (size_t)row * ldx, k);
+            state->row_scales[row] = largest > 0 ? largest / 127 : 0;
+            quantize_shifted(x + (size_t)row * ldx, largest > 0 ? 127 / largest : 0, (uint8_t *)state->inputs + row * k, k);
+        }
+    }
+    dnnl_memory_set_data_handle(slot->src, state->inputs);
+    dnnl_memory_set_data_handle(slot->dst, direct ? (void *)y : (void *)state->sums);
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, slot->src}, {DNNL_ARG_WEIGHTS, matrix->weights}, {DNNL_ARG_DST, slot->dst}};
+    int nargs = 3;
+    if (bf16) {
+        dnnl_memory_set_data_handle(slot->bias, (void *)(bias ? bias : matrix->zero_bias));
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, slot->bias};
+    }
+    status = dnnl_primitive_execute(matrix->matmul, state->stream, nargs, args);
+    if (status != dnnl_success) return (int)status;
+    status = dnnl_stream_wait(state->stream);
+    if (status != dnnl_success) return (int)status;
+    if (bf16 && !direct) {
+        for (int row = 0; row < m; row++) memcpy(y + (size_t)row * ldy, (float *)state->sums + row * n, n * sizeof(float));
+    } else if (!bf16) {
+        for (int row = 0; row < m; row++)
+            dequantize_row(state->sums + row * n, matrix->shift, state->row_scales[row], matrix->column_scales, bias,
+                           y + (size_t)row * ldy, n);
+    }
+    return 0;
+}
