@@ -169,7 +169,7 @@ package final class IncrementalDecoder: IncrementalDecoding {
         // Packing once per change of the columns (about a millisecond for 4,000 of them) pays for itself
         // within a step or two.
         packedColumnWeight = nil
-        if let precision = p.packed?.precision, n > 0 {
+        if let precision = p.packed?.sensitivePrecision, n > 0 {
             packedColumnWeight = try? PackedMatrix(precision, weight: columnWeight.pointer, outputs: n, inputs: e)
         }
         for (i, set) in candidateSets.enumerated() {

@@ -65,10 +65,10 @@ public final class Seq2Seq {
             MatrixProduct(decoderWeights.initialState.weight),
             MatrixProduct(cgru.keyWeight),
             // The query and GRU2's recurrent weights are one product (they are stored one after the other).
-            MatrixProduct(cgru.queryWeight, outputs: cgru.queryWidth),
+            MatrixProduct(cgru.queryWeight, outputs: cgru.queryWidth, sensitive: true),
             MatrixProduct(cgru.gru2.weightIH),
-            MatrixProduct(deep.weight),
-            MatrixProduct(deep.outputWeight),
+            MatrixProduct(deep.weight, sensitive: true),
+            MatrixProduct(deep.outputWeight, sensitive: true),
         ]
     }
 

@@ -208,6 +208,8 @@ final class DataHardeningTests: XCTestCase {
             mostPositions = max(mostPositions, rows * sourceSteps)
         }
         var targetVocabSize: Int { decoder.targetVocabSize }
+        var columns: Int { decoder.columns }
+        var columnIds: UnsafePointer<Int32>? { decoder.columnIds }
         var rows: Int { decoder.rows }
         var sourceSteps: Int { decoder.sourceSteps }
         var logits: UnsafePointer<Float> { decoder.logits }

@@ -15,11 +15,13 @@ enum Executables {
 
     /// Runs a program to completion; returns its exit status, standard output and standard error.
     /// `redirections` are the shell's, applied to the program alone: "<&-" closes its standard input,
-    /// "< DIR" makes it a directory, "> /dev/full" makes every write to standard output fail.
+    /// "< DIR" makes it a directory, "> /dev/full" makes every write to standard output fail. `environment`
+    /// adds to (or replaces in) the test's own environment.
     @discardableResult
-    static func run(_ name: String, _ arguments: [String], input: Data = Data(),
-                    redirections: String? = nil) throws -> (status: Int32, output: String, errors: String) {
+    static func run(_ name: String, _ arguments: [String], input: Data = Data(), redirections: String? = nil,
+                    environment: [String: String] = [:]) throws -> (status: Int32, output: String, errors: String) {
         let process = Process()
+        if !environment.isEmpty { process.environment = ProcessInfo.processInfo.environment.merging(environment) { $1 } }
         if let redirections {
             process.executableURL = URL(fileURLWithPath: "/bin/sh")
             process.arguments = ["-c", "exec \"$0\" \"$@\" " + redirections, try path(name)] + arguments
