@@ -52,18 +52,20 @@ outdated() {
     return 1
 }
 
-# NMTTensor with its C kernels (and OpenBLAS), shared by the targets that import it.
+# NMTTensor with its C kernels (and OpenBLAS and oneDNN), shared by the targets that import it.
 tensorLibrary=$build/libNMTTensor.a
-tensorSources=(Sources/NMTTensor/*.swift Sources/CKernels/*.c Sources/CKernels/include/*.h)
+tensorSources=(Sources/NMTTensor/*.swift Sources/CKernels/*.c Sources/CKernels/include/*.h Sources/CLowPrecision/*.c
+               Sources/CLowPrecision/include/*.h)
 if [ "$needsTensor" = 1 ] && outdated "$tensorLibrary" "${tensorSources[@]}" "$0"; then
     echo "fuzz: building NMTTensor (sanitized)" >&2
     mkdir -p "$build/ckernels"
     # SwiftPM makes this module map for the C target; swiftc alone needs it spelled out.
-    printf 'module CKernels {\n    header "%s"\n    export *\n}\n' "$root/Sources/CKernels/include/ckernels.h" > "$build/ckernels/module.modulemap"
+    printf 'module CKernels {\n    header "%s"\n    export *\n}\nmodule CLowPrecision {\n    header "%s"\n    export *\n}\n' \
+        "$root/Sources/CKernels/include/ckernels.h" "$root/Sources/CLowPrecision/include/lowprecision.h" > "$build/ckernels/module.modulemap"
     objects=()
-    for c in Sources/CKernels/*.c; do
+    for c in Sources/CKernels/*.c Sources/CLowPrecision/*.c; do
         object=$build/ckernels/$(basename "$c" .c).o
-        "$clang" -c -O2 -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include "$c" -o "$object"
+        "$clang" -c -O2 -fsanitize=fuzzer-no-link,address -I Sources/CKernels/include -I Sources/CLowPrecision/include "$c" -o "$object"
         objects+=("$object")
     done
     swiftc "${flags[@]}" -module-name NMTTensor -I Sources/CBLAS -I "$build/ckernels" Sources/NMTTensor/*.swift \
@@ -79,7 +81,7 @@ inputs=(Fuzz/"$target"/FuzzTarget.swift Fuzz/Shared/Check.swift "${sources[@]}" 
 if outdated "$binary" "${inputs[@]}"; then
     echo "fuzz: building $target (sanitized)" >&2
     tensor=()
-    [ "$needsTensor" = 1 ] && tensor=(-I "$build" -I Sources/CBLAS -I "$build/ckernels" "$tensorLibrary" -lopenblas -lm)
+    [ "$needsTensor" = 1 ] && tensor=(-I "$build" -I Sources/CBLAS -I "$build/ckernels" "$tensorLibrary" -lopenblas -ldnnl -lgomp -lm)
     rm -f "$binary"
     swiftc "${flags[@]}" -module-name "Fuzz_${target//-/_}" Fuzz/"$target"/FuzzTarget.swift Fuzz/Shared/Check.swift "${sources[@]}" "${tensor[@]}" -o "$binary" 2>&1 | { grep -v "ld.gold: warning: Cannot export local symbol" || true; }
     test -x "$binary" || exit 2

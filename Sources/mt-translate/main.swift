@@ -94,7 +94,7 @@ struct Translate: ParsableCommand {
     @Option(help: "With --shortlist: how many likeliest translations of each source piece a sentence may use.")
     var shortlistTranslations = 50
 
-    @Flag(help: "At the end, print sentences per second and peak memory to stderr.")
+    @Flag(help: "At the end, print sentences per second, peak memory and the precision and instruction set that ran to stderr.")
     var stats = false
 
     func validate() throws {
@@ -204,8 +204,9 @@ struct Translate: ParsableCommand {
         }
         if stats {
             let seconds = Date().timeIntervalSince(started)
-            StandardError.write(String(format: "mt-translate: %d sentences in %.2f s: %.1f sentences/s, peak memory %d MiB\n",
-                                       index, seconds, Double(index) / seconds, PeakMemory.megabytes()))
+            StandardError.write(String(format: "mt-translate: %d sentences in %.2f s: %.1f sentences/s, peak memory %d MiB, %@ products on %@ (%@)\n",
+                                       index, seconds, Double(index) / seconds, PeakMemory.megabytes(), translator.precision.rawValue,
+                                       CPUFeatures.isaName, CPUFeatures.benchmarkClass))
         }
     }
 }
