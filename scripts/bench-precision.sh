@@ -12,7 +12,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 json=0
 [ "${1:-}" = --json ] && json=1
-swift build -c release --product mt-translate --product mt-bleu >&2 2>/dev/null || swift build -c release >&2
+for product in mt-translate mt-bleu; do swift build -c release --product "$product" >&2; done
 model="${MODEL:-checkpoints/multi30k-en-de}"
 rounds="${ROUNDS:-3}"
 threads="${THREADS:-$(nproc)}"

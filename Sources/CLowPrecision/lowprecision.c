@@ -16,6 +16,7 @@
 
 // libgomp's per-thread setting; oneDNN (Debian's build) runs its kernels on OpenMP.
 extern void omp_set_num_threads(int);
+extern int omp_get_max_threads(void);
 
 // ---------------------------------------------------------------------------------------------
 // The engine and the CPU
@@ -58,10 +59,14 @@ const char *nmt_lowp_cpu_isa_name(void) {
 
 int nmt_lowp_int8_weight_limit(void) { return (nmt_lowp_cpu_features() & NMT_LOWP_HAS_VNNI) ? 127 : 63; }
 
-// OpenMP's thread count is a per-thread setting; SwiftNMT's is global (as OpenBLAS's is), so each
-// thread applies the current value before its next product.
-static _Atomic int wanted_threads = 0;
-void nmt_lowp_set_threads(int threads) { wanted_threads = threads < 1 ? 1 : threads; }
+// Every product runs on the thread that calls it, alone: decoding gets its parallelism from workers
+// that decode batches side by side (mt-translate, mt-serve). oneDNN fixes a primitive's thread count
+// when it is created (from OpenMP's setting of the creating thread), so both creation and execution
+// happen with OpenMP's count at 1; otherwise each worker's products would start a team of their own
+// (two workers, four threads on two cores) and a team's idle thread would spin between products.
+static void one_thread(void) {
+    if (omp_get_max_threads() != 1) omp_set_num_threads(1);
+}
 
 // ---------------------------------------------------------------------------------------------
 // Element conversions
@@ -156,6 +161,7 @@ nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *
                                      char *error, size_t error_size) {
     dnnl_engine_t eng = the_engine();
     if (!eng) { snprintf(error, error_size, "oneDNN: no CPU engine"); return NULL; }
+    one_thread();
     nmt_packed_matrix *matrix = calloc(1, sizeof *matrix);
     matrix->precision = precision;
     matrix->n = n_out;
@@ -290,7 +296,6 @@ typedef struct {
 
 typedef struct {
     dnnl_stream_t stream;
-    int threads;        // the OpenMP thread count last applied on this thread (0: none yet)
     void *inputs;       size_t inputs_size;
     float *row_scales;  size_t row_scales_count;
     int32_t *sums;      size_t sums_count;
@@ -367,11 +372,7 @@ int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, in
                       float *y, int ldy) {
     if (m <= 0) return 0;
     thread_state *state = this_thread();
-    int threads = wanted_threads;
-    if (threads > 0 && threads != state->threads) {
-        omp_set_num_threads(threads);
-        state->threads = threads;
-    }
+    one_thread();
     dnnl_status_t status;
     call_slot *slot = slot_for(state, matrix, m, &status);
     if (status != dnnl_success) return (int)status;

@@ -27,14 +27,11 @@ public enum BLAS {
         cblas_saxpy(Int32(n), alpha, x, 1, y, 1)
     }
 
-    /// The number of threads OpenBLAS uses (initially from OPENBLAS_NUM_THREADS, else all cores), and
-    /// oneDNN's low-precision products with it.
+    /// The number of threads OpenBLAS uses (initially from OPENBLAS_NUM_THREADS, else all cores).
+    /// oneDNN's bf16 and int8 products always run on the calling thread alone (`PackedMatrix`).
     public static var threads: Int {
         get { Int(openblas_get_num_threads()) }
-        set {
-            openblas_set_num_threads(Int32(max(1, newValue)))
-            LowPrecisionThreads.set(max(1, newValue))
-        }
+        set { openblas_set_num_threads(Int32(max(1, newValue))) }
     }
 
     // MARK: Layer-shaped helpers (weights stored [out, in] as in PyTorch)

@@ -45,11 +45,6 @@ public enum CPUFeatures {
     }
 }
 
-/// The number of threads oneDNN uses follows `BLAS.threads`.
-enum LowPrecisionThreads {
-    static func set(_ threads: Int) { nmt_lowp_set_threads(Int32(threads)) }
-}
-
 /// One weight matrix [outputs, inputs] (PyTorch's [out, in]) converted to bf16 or int8 and packed for
 /// this CPU's kernel.
 package final class PackedMatrix: @unchecked Sendable {

@@ -89,10 +89,10 @@ struct Translate: ParsableCommand {
     var shortlist = false
 
     @Option(help: "With --shortlist: how many of the most frequent target pieces every sentence may use.")
-    var shortlistFrequent = 100
+    var shortlistFrequent = 1000
 
     @Option(help: "With --shortlist: how many likeliest translations of each source piece a sentence may use.")
-    var shortlistTranslations = 50
+    var shortlistTranslations = 20
 
     @Flag(help: "At the end, print sentences per second, peak memory and the precision and instruction set that ran to stderr.")
     var stats = false

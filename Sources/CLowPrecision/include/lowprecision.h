@@ -9,7 +9,7 @@
 //     y[m, n] = Σ_k x[m, k] · W[n, k] + bias[n]
 // Packed matrices are immutable and may be used from several threads at once; each thread keeps its
 // own oneDNN stream and scratch buffers (grown when a product is larger than any before it on that
-// thread, never per call).
+// thread, never per call). A product runs on the calling thread alone.
 #ifdef __cplusplus
 extern "C" {
 #endif
@@ -54,9 +54,6 @@ void nmt_packed_dequantized_weight(const nmt_packed_matrix *matrix, const float 
 int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, int ldx, const float *bias,
                       float *y, int ldy);
 
-// The number of threads oneDNN's products use from now on, on every thread (0 or never set: OpenMP's
-// default, OMP_NUM_THREADS or all cores).
-void nmt_lowp_set_threads(int threads);
 
 #ifdef __cplusplus
 }
