@@ -323,7 +323,7 @@ public struct ModelDirectory: Sendable {
         let fm = FileManager.default
         let vocabulary = (try? vocabularyFiles()).map { [$0.sourceModel, $0.targetModel] } ?? []
         let owned = Set([Self.configFile, Self.weightsFile, Self.vocabularyFile, Self.optionsFile, Self.logFile, Self.plotFile,
-                         Self.lastLink] + vocabulary.filter { !$0.contains("/") })
+                         Shortlist.fileName, Self.lastLink] + vocabulary.filter { !$0.contains("/") })
         for item in (try? fm.contentsOfDirectory(atPath: path)) ?? [] where owned.contains(item) || item.hasPrefix(Self.lastLink + "-") {
             try fm.removeItem(atPath: path + "/" + item)
         }

@@ -110,6 +110,13 @@ public enum TrainingRun {
             try files.removeModel()
             try files.installVocabulary(sourceLang: src, targetLang: tgt, sourceModel: sourceModel, targetModel: targetModel)
         }
+        if start != .resume || !FileManager.default.fileExists(atPath: dir + "/" + Shortlist.fileName) {
+            // The lexical shortlist of mt-translate --shortlist, from the first training pairs (a few seconds).
+            let pairs = (0..<min(train.source.count, Shortlist.trainingPairs)).map {
+                (source: Array(train.source.tokens($0)), target: Array(train.target.tokens($0)))
+            }
+            try files.saveShortlist(Shortlist.build(pairs: pairs, sourceVocabSize: sourceSize, targetVocabSize: targetSize))
+        }
         try files.writeOptions(options.yaml())
         return trainer
     }

@@ -58,6 +58,12 @@ final class PipelineTests: XCTestCase {
         let translated = try Executables.run("mt-translate", ["--model", dir + "/straight", "--beam-size", "3"], input: source)
         XCTAssertEqual(translated.status, 0, translated.errors)
         XCTAssertEqual(translated.output.split(separator: "\n", omittingEmptySubsequences: false).count - 1, 30)
+        // Training wrote the lexical shortlist; decoding over it (in int8) keeps every line.
+        XCTAssertTrue(try String(contentsOfFile: dir + "/straight/shortlist.txt", encoding: .utf8).contains("\nfrequent\t"))
+        let shortlisted = try Executables.run("mt-translate", ["--model", dir + "/straight", "--beam-size", "3", "--shortlist",
+                                                               "--precision", "int8"], input: source)
+        XCTAssertEqual(shortlisted.status, 0, shortlisted.errors)
+        XCTAssertEqual(shortlisted.output.split(separator: "\n", omittingEmptySubsequences: false).count - 1, 30)
         let hypotheses = dir + "/test.hyp.de"
         try translated.output.write(toFile: hypotheses, atomically: true, encoding: .utf8)
         let scored = try Executables.run("mt-bleu", [dir + "/data/test.de.txt", "-i", hypotheses, "-b"])
