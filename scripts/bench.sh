@@ -3,7 +3,10 @@
 #   - the machine's sgemm GFLOP/s (all cores) and the reference model's training throughput and
 #     FLOP utilization (mt-bench; on the first batches of Multi30k en-de when it has been
 #     preprocessed, else on synthetic batches of lengths 10-20);
-#   - beam-5 translation speed of the shipped model over Multi30k test_2016_flickr (mt-translate);
+#   - training with bf16 products (mixed precision) against f32, when the CPU has bf16 (mt-bench --bf16);
+#   - beam-5 translation speed of the shipped model over Multi30k test_2016_flickr (mt-translate), and
+#     in each precision of the products with the BLEU of each (scripts/bench-precision.sh: its keys
+#     translate_sentences_per_second_{f32,bf16,int8,int8_shortlist}, bleu_*, *_over_f32, cpu_isa);
 #   - with the preprocessed corpus (DATA), data-parallel training: mt-train on one process against
 #     mpirun -np 2 with one BLAS thread each, and the all-reduce of one update's gradients
 #     (scripts/bench-mpi.sh; its keys go into the JSON as train_tokens_per_second_single,
@@ -23,7 +26,7 @@ echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -
 data_args=()
 data="${DATA:-runs/multi30k-en-de/data}"
 [ -f "$data/manifest.json" ] && data_args=(--data "$data")
-train_json=$(.build/release/mt-bench "${data_args[@]}" "${args[@]}" --json | tee /dev/stderr | tail -n 1)
+train_json=$(.build/release/mt-bench "${data_args[@]}" "${args[@]}" --bf16 --json | tee /dev/stderr | tail -n 1)
 
 model="${MODEL:-checkpoints/multi30k-en-de}"
 source=""
@@ -43,6 +46,10 @@ if [ -f "$model/model.safetensors" ] && [ -n "$source" ]; then
 else
     echo "translation benchmark skipped: needs $model and the Multi30k test set (MULTI30K_DIR or data/multi30k)" >&2
 fi
+precision_json='{}'
+if [ -f "$model/model.safetensors" ] && [ -n "$source" ]; then
+    precision_json=$(MODEL="$model" bash scripts/bench-precision.sh --json | tail -n 1)
+fi
 mpi_json='{}'
 if [ -f "$data/manifest.json" ]; then
     mpi=$(DATA="$data" bash scripts/bench-mpi.sh --json | tail -n 1)
@@ -58,5 +65,5 @@ else
 fi
 if [ $json = 1 ]; then
     python3 -c 'import json,sys; a={}; [a.update(json.loads(x)) for x in sys.argv[1:]]; print(json.dumps(a, sort_keys=True))' \
-        "$train_json" "$translate_json" "$mpi_json"
+        "$train_json" "$translate_json" "$precision_json" "$mpi_json"
 fi

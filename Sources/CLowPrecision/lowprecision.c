@@ -130,7 +130,8 @@ static void dequantize_row(const int32_t *acc, const int32_t *shift, float row_s
 struct nmt_packed_matrix {
     nmt_lowp_precision precision;
     int n, k;
-    int id;                     // index of this matrix's slot in each thread's cache
+    int id;                     // index of this matrix's slot in each thread's cache (reused after destroy)
+    uint64_t serial;            // unique: tells a slot's memory objects of this matrix from a former owner's
     dnnl_primitive_t matmul;
     dnnl_memory_t weights;      // packed, owns its data
     float *column_scales;       // int8: W[n, :] ≈ codes[n, :] · column_scales[n]
@@ -139,7 +140,12 @@ struct nmt_packed_matrix {
     char implementation[64];
 };
 
+// Slot ids are reused (a decoder with a shortlist packs a new output matrix for every batch), so that
+// each thread's cache stays as large as the number of matrices alive at once.
 static int next_matrix_id = 0;
+static int free_ids[4096];
+static int free_id_count = 0;
+static uint64_t next_serial = 1;
 static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // int8 inputs are u8 with a zero point of 128 (code = round(x / scale) + 128), as FBGEMM and Marian do:
@@ -232,7 +238,8 @@ nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *
     CHECK(dnnl_stream_wait(stream), "weight reorder");
 
     pthread_mutex_lock(&id_lock);
-    matrix->id = next_matrix_id++;
+    matrix->id = free_id_count > 0 ? free_ids[--free_id_count] : next_matrix_id++;
+    matrix->serial = next_serial++;
     pthread_mutex_unlock(&id_lock);
     dnnl_stream_destroy(stream);
     dnnl_primitive_destroy(reorder);
@@ -255,6 +262,11 @@ fail:
 
 void nmt_packed_destroy(nmt_packed_matrix *matrix) {
     if (!matrix) return;
+    if (matrix->serial) {
+        pthread_mutex_lock(&id_lock);
+        if (free_id_count < 4096) free_ids[free_id_count++] = matrix->id;
+        pthread_mutex_unlock(&id_lock);
+    }
     if (matrix->matmul) dnnl_primitive_destroy(matrix->matmul);
     if (matrix->weights) dnnl_memory_destroy(matrix->weights);
     free(matrix->column_scales);
@@ -290,6 +302,7 @@ void nmt_packed_dequantized_weight(const nmt_packed_matrix *matrix, const float 
 // matrix the memory objects of the last row count it was called with (rebuilt when that changes).
 
 typedef struct {
+    uint64_t serial;    // the matrix these memory objects were made for
     int m;
     dnnl_memory_t src, dst, bias;
 } call_slot;
@@ -356,9 +369,14 @@ static call_slot *slot_for(thread_state *state, const nmt_packed_matrix *matrix,
     }
     call_slot *slot = &state->slots[matrix->id];
     *status = dnnl_success;
-    if (slot->src && slot->m == m) return slot;
+    if (slot->serial == matrix->serial && slot->src && slot->m == m) return slot;
     if (slot->src) dnnl_memory_destroy(slot->src);
     if (slot->dst) dnnl_memory_destroy(slot->dst);
+    if (slot->bias && slot->serial != matrix->serial) {
+        dnnl_memory_destroy(slot->bias);
+        slot->bias = NULL;
+    }
+    slot->serial = matrix->serial;
     if (!slot->bias) *status = make_memory(&slot->bias, 1, matrix->n, dnnl_f32);
     slot->src = slot->dst = NULL;
     if (*status == dnnl_success) *status = make_memory(&slot->src, m, matrix->k, input_type(matrix->precision));
@@ -412,4 +430,119 @@ int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, in
                            y + (size_t)row * ldy, n);
     }
     return 0;
+}
+
+// ---------------------------------------------------------------------------------------------
+// bf16 products for training: c[m×n] = op(a)·op(b) + beta·c with f32 sums, the operands converted to
+// bf16 at each call unless they lie in the registered mirror (the weights, converted once per update).
+
+static const float *mirror_base;
+static const uint16_t *mirror_copy;
+static size_t mirror_count;
+
+void nmt_bf16_set_mirror(const float *base, const uint16_t *copy, size_t count) {
+    mirror_base = base;
+    mirror_copy = copy;
+    mirror_count = count;
+}
+
+void nmt_bf16_convert(const float *x, uint16_t *y, size_t n) { to_bf16(x, y, n); }
+
+// One primitive per (transA, transB, beta, threads), with the shapes given at each call (oneDNN's
+// runtime dimensions). The operands are dense: a as m×k (or k×m when transposed), b as k×n (or n×k),
+// c as m×n; runtime strides would make oneDNN fall back to its reference code.
+typedef struct {
+    int ta, tb, beta, threads;
+    dnnl_primitive_t matmul;
+    char implementation[64];
+} gemm_primitive;
+static gemm_primitive gemm_primitives[64];
+static int gemm_primitive_count = 0;
+static pthread_mutex_t gemm_lock = PTHREAD_MUTEX_INITIALIZER;
+
+static gemm_primitive *gemm_primitive_for(int ta, int tb, int beta, int threads) {
+    pthread_mutex_lock(&gemm_lock);
+    for (int i = 0; i < gemm_primitive_count; i++) {
+        gemm_primitive *g = &gemm_primitives[i];
+        if (g->ta == ta && g->tb == tb && g->beta == beta && g->threads == threads) {
+            pthread_mutex_unlock(&gemm_lock);
+            return g;
+        }
+    }
+    gemm_primitive *found = NULL;
+    dnnl_primitive_t matmul = NULL;
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_dims_t any = {DNNL_RUNTIME_DIM_VAL, DNNL_RUNTIME_DIM_VAL};
+    dnnl_memory_desc_init_by_tag(&a_md, 2, any, dnnl_bf16, ta ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&b_md, 2, any, dnnl_bf16, tb ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&c_md, 2, any, dnnl_f32, dnnl_ab);
+    dnnl_matmul_desc_t desc;
+    dnnl_primitive_attr_t attr = NULL;
+    dnnl_post_ops_t post_ops = NULL;
+    dnnl_primitive_desc_t pd = NULL;
+    const char *impl = "";
+    if (dnnl_matmul_desc_init(&desc, &a_md, &b_md, NULL, &c_md) == dnnl_success && dnnl_primitive_attr_create(&attr) == dnnl_success) {
+        if (beta) {
+            dnnl_post_ops_create(&post_ops);
+            dnnl_post_ops_append_sum(post_ops, 1.0f);
+            dnnl_primitive_attr_set_post_ops(attr, post_ops);
+        }
+        if (dnnl_primitive_desc_create(&pd, &desc, attr, the_engine(), NULL) == dnnl_success) {
+            dnnl_primitive_desc_query(pd, dnnl_query_impl_info_str, 0, &impl);
+            // The reference code is far slower than OpenBLAS: no primitive, and the caller uses sgemm.
+            if (strncmp(impl, "ref", 3) != 0) dnnl_primitive_create(&matmul, pd);
+        }
+    }
+    if (matmul && gemm_primitive_count < 64) {
+        found = &gemm_primitives[gemm_primitive_count++];
+        *found = (gemm_primitive){ta, tb, beta, threads, matmul, ""};
+        snprintf(found->implementation, sizeof found->implementation, "%s", impl);
+    }
+    if (pd) dnnl_primitive_desc_destroy(pd);
+    if (post_ops) dnnl_post_ops_destroy(post_ops);
+    if (attr) dnnl_primitive_attr_destroy(attr);
+    pthread_mutex_unlock(&gemm_lock);
+    return found;
+}
+
+// An operand stored as rows × cols with leading dimension ld, as a dense bf16 array: the mirror's copy
+// when it is a whole weight there (dense), else converted into scratch.
+static const uint16_t *bf16_operand(const float *x, int rows, int cols, int ld, uint16_t *scratch) {
+    if (mirror_copy && ld == cols && x >= mirror_base && x + (size_t)rows * cols <= mirror_base + mirror_count)
+        return mirror_copy + (x - mirror_base);
+    for (int r = 0; r < rows; r++) to_bf16(x + (size_t)r * ld, scratch + (size_t)r * cols, (size_t)cols);
+    return scratch;
+}
+
+int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  float beta, float *c, int ldc, int threads) {
+    if (m <= 0 || n <= 0 || k <= 0 || ldc != n || (beta != 0 && beta != 1)) return -1;
+    // oneDNN 2.6 splits some small products badly over two threads (64×512×1536, a recurrent step's
+    // backward, took 2 ms on two threads and 0.3 ms on one): those run on one.
+    if ((double)m * n * k <= 64.0 * 1024 * 1024) threads = 1;
+    thread_state *state = this_thread();
+    if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
+    gemm_primitive *primitive = gemm_primitive_for(trans_a, trans_b, beta != 0, threads);
+    if (!primitive) return -1;
+    size_t a_count = (size_t)m * k, b_count = (size_t)k * n;
+    state->inputs = grow(state->inputs, &state->inputs_size, (a_count + b_count) * 2);
+    uint16_t *scratch = state->inputs;
+    const uint16_t *a16 = trans_a ? bf16_operand(a, k, m, lda, scratch) : bf16_operand(a, m, k, lda, scratch);
+    const uint16_t *b16 = trans_b ? bf16_operand(b, n, k, ldb, scratch + a_count) : bf16_operand(b, k, n, ldb, scratch + a_count);
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    dnnl_memory_desc_init_by_tag(&a_md, 2, a_dims, dnnl_bf16, trans_a ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_bf16, trans_b ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab);
+    dnnl_memory_t a_mem, b_mem, c_mem;
+    dnnl_memory_create(&a_mem, &a_md, the_engine(), (void *)a16);
+    dnnl_memory_create(&b_mem, &b_md, the_engine(), (void *)b16);
+    dnnl_memory_create(&c_mem, &c_md, the_engine(), c);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}};
+    dnnl_status_t status = dnnl_primitive_execute(primitive->matmul, state->stream, 3, args);
+    if (status == dnnl_success) status = dnnl_stream_wait(state->stream);
+    dnnl_memory_destroy(a_mem);
+    dnnl_memory_destroy(b_mem);
+    dnnl_memory_destroy(c_mem);
+    return (int)status;
 }

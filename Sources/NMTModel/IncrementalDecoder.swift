@@ -87,16 +87,22 @@ package final class IncrementalDecoder: IncrementalDecoding {
         didSet { removeAll() }
     }
     private var candidateSets: [[Int32]] = [], rowCandidateSet: [Int32] = [], spareRowCandidateSet: [Int32] = []
-    private var candidateColumns: [Int32] = [], candidateMarks: [Bool] = []
+    private var candidateMarks: [Bool] = []
+    /// The columns' pieces [Vt at most], sorted; `columnCount` of them are in use.
+    private let candidateColumns: UnsafeMutablePointer<Int32>
+    private var columnCount = 0
     private let columnWeight = FloatBuffer(count: 0), columnBias = FloatBuffer(count: 0), columnMasks = FloatBuffer(count: 0)
     /// The column weights packed for the model's precision (bf16, int8), when it is not f32.
     private var packedColumnWeight: PackedMatrix?
 
     package init(model: Seq2Seq) {
         self.model = model
+        candidateColumns = .allocate(capacity: model.config.targetVocabSize)
         states = (0..<model.config.decoderLayers - 1).map { _ in FloatBuffer(count: 0) }
         nextStates = (0..<model.config.decoderLayers - 1).map { _ in FloatBuffer(count: 0) }
     }
+
+    deinit { candidateColumns.deallocate() }
 
     package func replica() -> any IncrementalDecoding {
         let copy = IncrementalDecoder(model: model.replica())
@@ -106,10 +112,8 @@ package final class IncrementalDecoder: IncrementalDecoding {
 
     private var layers: DecoderWeights { model.decoderWeights }
     package var targetVocabSize: Int { model.config.targetVocabSize }
-    package var columns: Int { shortlist == nil ? model.config.targetVocabSize : candidateColumns.count }
-    package var columnIds: UnsafePointer<Int32>? {
-        shortlist == nil ? nil : candidateColumns.withUnsafeBufferPointer { $0.baseAddress! }
-    }
+    package var columns: Int { shortlist == nil ? model.config.targetVocabSize : columnCount }
+    package var columnIds: UnsafePointer<Int32>? { shortlist == nil ? nil : UnsafePointer(candidateColumns) }
     package var logits: UnsafePointer<Float> { UnsafePointer(deep.logits.pointer) }
     package var logSumExp: UnsafePointer<Float> { UnsafePointer(rowLogSumExp.pointer) }
     package var attention: UnsafePointer<Float> { UnsafePointer(conditional.alpha.pointer) }
@@ -152,19 +156,21 @@ package final class IncrementalDecoder: IncrementalDecoding {
         }
         // The union, sorted, and each set's mask over it.
         for set in candidateSets { for id in set { candidateMarks[Int(id)] = true } }
-        candidateColumns.removeAll(keepingCapacity: true)
+        columnCount = 0
         for id in 0..<v where candidateMarks[id] {
-            candidateColumns.append(Int32(id))
+            candidateColumns[columnCount] = Int32(id)
+            columnCount += 1
             candidateMarks[id] = false
         }
-        let n = candidateColumns.count
+        let n = columnCount
         columnWeight.reserve(n * e)
         columnBias.reserve(n)
         columnMasks.reserve(candidateSets.count * n)
         let weight = p[deepOutput.outputWeight], bias = p[deepOutput.outputBias]
-        for (c, id) in candidateColumns.enumerated() {
-            (columnWeight.pointer + c * e).update(from: weight + Int(id) * e, count: e)
-            columnBias[c] = bias[Int(id)]
+        for c in 0..<n {
+            let id = Int(candidateColumns[c])
+            (columnWeight.pointer + c * e).update(from: weight + id * e, count: e)
+            columnBias[c] = bias[id]
         }
         // Packing once per change of the columns (about a millisecond for 4,000 of them) pays for itself
         // within a step or two.
@@ -273,7 +279,7 @@ package final class IncrementalDecoder: IncrementalDecoding {
         }
         swap(&states, &nextStates)
         if shortlist != nil {
-            let n = candidateColumns.count
+            let n = columnCount
             layers.deepOutput.forward(p, rows: r, top: states.last!.pointer, embedded: embedded.pointer, context: conditional.contexts.pointer,
                                       dropout: .none, deep,
                                       output: DeepOutput.Columns(weight: columnWeight.pointer, bias: columnBias.pointer, count: n,
@@ -313,7 +319,7 @@ package final class IncrementalDecoder: IncrementalDecoding {
             swap(&rowCandidateSet, &spareRowCandidateSet)
             if count == 0 {
                 candidateSets.removeAll()
-                candidateColumns.removeAll(keepingCapacity: true)
+                columnCount = 0
             }
         }
         let ts = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))

@@ -58,7 +58,7 @@ public final class Seq2Seq {
     }
 
     /// Every weight matrix the forward pass multiplies by, with the shape of its product.
-    var matrixProducts: [MatrixProduct] {
+    package var matrixProducts: [MatrixProduct] {
         let cgru = decoderWeights.conditionalGRU, deep = decoderWeights.deepOutput
         let grus = [encoderWeights.forwardGRU, encoderWeights.backwardGRU] + encoderWeights.stacked + [cgru.gru1] + decoderWeights.stacked
         return grus.flatMap { [MatrixProduct($0.weightIH), MatrixProduct($0.weightHH)] } + [
@@ -80,6 +80,16 @@ public final class Seq2Seq {
     }
 
     public var precision: Precision { parameters.packed?.precision ?? .f32 }
+
+    /// Training's products in bf16 (mixed precision) or f32; the passes that compute gradients use it.
+    package private(set) var mixedPrecision: MixedPrecision?
+
+    public var trainingPrecision: Precision { mixedPrecision == nil ? .f32 : .bf16 }
+
+    package func setTrainingPrecision(_ precision: Precision) {
+        precondition(precision != .int8, "training runs in f32 or bf16")
+        mixedPrecision = precision == .bf16 ? MixedPrecision(weights: parameters) : nil
+    }
 
     /// The parameter list, in storage order. The names and shapes are those of docs/model.md.
     static func makeLayout(_ c: ModelConfig) -> (ParameterLayout, EncoderWeights, DecoderWeights) {
@@ -166,6 +176,13 @@ public final class Seq2Seq {
     @discardableResult
     package func train(_ batch: Batch, dropout: DropoutKeys, labelSmoothing: Float = 0, tokenScale: Float? = nil,
                        computeGradients: Bool = true) -> LossResult {
+        if computeGradients, let mixedPrecision {
+            return mixedPrecision.run { pass(batch, dropout: dropout, labelSmoothing: labelSmoothing, tokenScale: tokenScale, computeGradients: true) }
+        }
+        return pass(batch, dropout: dropout, labelSmoothing: labelSmoothing, tokenScale: tokenScale, computeGradients: computeGradients)
+    }
+
+    private func pass(_ batch: Batch, dropout: DropoutKeys, labelSmoothing: Float, tokenScale: Float?, computeGradients: Bool) -> LossResult {
         let b = batch.size, ts = batch.sourceSteps, tt = batch.targetSteps
         return batch.sourceTokens.withUnsafeBufferPointer { srcTokens in
             batch.sourceMask.withUnsafeBufferPointer { srcMask in

@@ -1,9 +1,12 @@
 import CBLAS
+import CLowPrecision
 
 /// Row-major matrix products through OpenBLAS. Every matrix product in SwiftNMT goes through here.
 public enum BLAS {
     /// When set, every gemm adds its 2·m·n·k here: a test hook (the test checks the analytic FLOP count with it).
     nonisolated(unsafe) static var flopTally: Double?
+    /// Set around a training pass in bf16 (`MixedPrecision`): products go to oneDNN in bf16 with f32 sums.
+    nonisolated(unsafe) static var trainingInBF16 = false
 
     /// c[m×n] = alpha · op(a) · op(b) + beta · c, where op(a) is m×k and op(b) is k×n.
     @inline(__always)
@@ -13,6 +16,11 @@ public enum BLAS {
                             beta: Float, c: UnsafeMutablePointer<Float>, ldc: Int) {
         guard m > 0, n > 0 else { return }
         if flopTally != nil { flopTally! += 2 * Double(m) * Double(n) * Double(k) }
+        if trainingInBF16 && alpha == 1 && k > 0 &&
+            nmt_bf16_gemm(transA ? 1 : 0, transB ? 1 : 0, Int32(m), Int32(n), Int32(k), a, Int32(lda), b, Int32(ldb), beta, c,
+                          Int32(ldc), openblas_get_num_threads()) == 0 {
+            return
+        }
         if k == 0 {
             if beta != 1 { for row in 0..<m { for col in 0..<n { c[row * ldc + col] *= beta } } }
             return

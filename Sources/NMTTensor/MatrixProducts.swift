@@ -145,3 +145,31 @@ extension ParameterBuffer {
         BLAS.linear(x, rows: rows, inputs: inputs, ldx: ldx, weight: self[weight], bias: bias, outputs: outputs, into: y, ldy: ldy)
     }
 }
+
+/// Mixed-precision training (`mt-train --precision bf16`): the weights, gradients, optimizer and loss stay
+/// f32; the matrix products of the forward and backward passes take bf16 operands and sum in f32. The
+/// weights are converted to bf16 once per batch (they change only between updates), so that the products
+/// read them without converting again; activations and gradients are converted at each product.
+package final class MixedPrecision {
+    private let weights: ParameterBuffer
+    private var copy: [UInt16]
+
+    package init(weights: ParameterBuffer) {
+        self.weights = weights
+        copy = [UInt16](repeating: 0, count: weights.count)
+    }
+
+    /// Runs a forward and backward pass with bf16 products over the current weights.
+    package func run<T>(_ pass: () throws -> T) rethrows -> T {
+        copy.withUnsafeMutableBufferPointer { bf16 in
+            nmt_bf16_convert(weights.storage.pointer, bf16.baseAddress!, weights.count)
+            nmt_bf16_set_mirror(weights.storage.pointer, bf16.baseAddress!, weights.count)
+        }
+        BLAS.trainingInBF16 = true
+        defer {
+            BLAS.trainingInBF16 = false
+            nmt_bf16_set_mirror(nil, nil, 0)
+        }
+        return try pass()
+    }
+}

@@ -23,6 +23,45 @@ public enum Benchmarks {
         return 2 * Double(n) * Double(n) * Double(n) / best / 1e9
     }
 
+    /// The rate of the decoder's matrix products in each precision, on one thread, as one decoder step
+    /// over `rows` hypotheses runs them (the reference model's shapes: the products of one step and the
+    /// encoder's, each with the bias, int8 with its conversions): GFLOP/s per precision, nil where this
+    /// CPU cannot. The limit a precision sets on translation is this rate over the FLOPs per sentence.
+    public static func decoderProductRates(rows: Int = 80, repeats: Int = 200) throws -> [(Precision, Double?)] {
+        let model = try Seq2Seq(config: .reference(), seed: 1)
+        let products = model.matrixProducts
+        let flops = products.reduce(0.0) { $0 + 2 * Double(rows * $1.outputs * $1.inputs) }
+        let input = FloatBuffer(count: rows * products.map(\.inputs).max()!)
+        let output = FloatBuffer(count: rows * products.map(\.outputs).max()!)
+        var rng = RandomSource(seed: 2)
+        for i in 0..<rows * products.map(\.inputs).max()! { input[i] = rng.uniform(1) }
+        let threads = BLAS.threads
+        BLAS.threads = 1
+        defer { BLAS.threads = threads }
+        return try [Precision.f32, .bf16, .int8].map { precision in
+            if precision == .bf16 && !CPUFeatures.hasBF16 { return (precision, nil) }
+            let packed = precision == .f32 ? nil : try PackedWeights(model.parameters, precision: precision, products: products.map {
+                MatrixProduct($0.weight, outputs: $0.outputs, inputs: $0.inputs)  // every product in this precision
+            })
+            var best = Double.infinity
+            for run in 0...3 {
+                let start = now()
+                for _ in 0..<repeats / 4 {
+                    for product in products {
+                        if let matrix = packed?[product.weight] {
+                            matrix.linear(input.pointer, rows: rows, ldx: product.inputs, bias: nil, into: output.pointer, ldy: product.outputs)
+                        } else {
+                            BLAS.linear(input.pointer, rows: rows, inputs: product.inputs, weight: model.parameters[product.weight], bias: nil,
+                                        outputs: product.outputs, into: output.pointer)
+                        }
+                    }
+                }
+                if run > 0 { best = min(best, (now() - start) / Double(repeats / 4)) }
+            }
+            return (precision, flops / best / 1e9)
+        }
+    }
+
     public struct TrainingResult: Sendable {
         public var tokensPerSecond: Double
         public var gflops: Double
@@ -74,8 +113,9 @@ public enum Benchmarks {
     /// Forward + backward + Adam update over the given batches (synthetic ones of lengths 10–20
     /// when nil); timed after a warm-up on the longest batch.
     public static func training(config: ModelConfig, batchSize: Int = 64, batches: Int = 12,
-                                lengths: ClosedRange<Int> = 10...20, data given: [Batch]? = nil) throws -> TrainingResult {
+                                lengths: ClosedRange<Int> = 10...20, data given: [Batch]? = nil, precision: Precision = .f32) throws -> TrainingResult {
         let model = try Seq2Seq(config: config, seed: 1)
+        model.setTrainingPrecision(precision)
         let adam = Adam(parameterCount: model.parameters.count)
         let data = given ?? syntheticBatches(config: config, batchSize: batchSize, batches: batches, lengths: lengths, seed: 3)
         var rng = RandomSource(seed: 5)

@@ -104,7 +104,7 @@ public struct TrainingEvent: Codable, Sendable {
 ///   last -> last-UPDATE/            model.safetensors, optimizer.safetensors, state.json: for --resume
 ///   training.yaml                   the resolved options;  log.jsonl  every logged event
 public final class Trainer {
-    let options: TrainingOptions
+    public let options: TrainingOptions
     public let model: Seq2Seq
     let adam: Adam
     /// The weights' moving average, when `--exponential-smoothing` is on.

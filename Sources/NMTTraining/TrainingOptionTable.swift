@@ -130,6 +130,11 @@ extension Bool: UnboundedOptionValue {
         }
     }
 }
+extension TrainingPrecision: UnboundedOptionValue {
+    init?(_ description: String) { self.init(rawValue: description) }
+    var description: String { rawValue }
+    static var expected: String { "one of " + allCases.map(\.rawValue).joined(separator: ", ") }
+}
 extension ScheduleKind: UnboundedOptionValue {
     init?(_ description: String) { self.init(rawValue: description) }
     var description: String { rawValue }
@@ -173,6 +178,8 @@ extension TrainingOptions {
         .init("label-smoothing", .optimization, \.labelSmoothing, .from(0, below: 1), "Label smoothing epsilon."),
         .init("dropout", .optimization, \.dropout, .from(0, below: 1), "Dropout rate."),
         .init("seed", .optimization, \.seed, "Random seed (data order, initialization, dropout)."),
+        .init("precision", .optimization, \.precision,
+              "Matrix products: f32 (OpenBLAS) or bf16 (oneDNN, mixed precision: the weights, optimizer, loss and sums stay f32). bf16 needs AVX-512 with bf16; without it, training runs in f32 and says so."),
         .init("accumulate", .optimization, \.accumulate, .range(1...1000),
               "Batches per update: each update sums the gradients of this many batches (Marian's --optimizer-delay, fairseq's --update-freq)."),
         .init("exponential-smoothing", .optimization, \.exponentialSmoothing, .from(0, below: 1),

@@ -2,6 +2,7 @@ import Foundation
 import NMTDistributed
 import NMTModel
 import NMTModelFiles
+import NMTTensor
 import Yams
 
 /// Every option of `mt-train`. Each field's initial value is its default; `TrainingOptions.table`
@@ -26,6 +27,9 @@ public struct TrainingOptions: Equatable, Sendable {
     var batchTokens: Int?
     var learningRate: Float = 1e-3
     var schedule: ScheduleKind = .plateau
+    var precision: TrainingPrecision = .f32
+    /// Whether the products run as `precision` asks: not bf16 on a CPU without bf16 instructions.
+    public var precisionFallsBack: Bool { precision == .bf16 && !CPUFeatures.hasBF16 }
     var warmup = 4000
     var decayFactor: Float = 0.5
     var decayPatience = 2
@@ -182,4 +186,9 @@ enum TrainingError: Error, CustomStringConvertible {
         case .diverged(let m): return m
         }
     }
+}
+
+/// The precision of training's matrix products (`Seq2Seq.setTrainingPrecision`).
+enum TrainingPrecision: String, Codable, Sendable, CaseIterable {
+    case f32, bf16
 }

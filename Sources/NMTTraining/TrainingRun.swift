@@ -50,6 +50,7 @@ public enum TrainingRun {
         try options.validate()
         let config = options.modelConfig(sourceVocabSize: sourceSize, targetVocabSize: targetSize, jointVocabulary: vocabulary.joint)
         let model = try Seq2Seq(config: config, seed: options.seed)
+        model.setTrainingPrecision(options.precision == .bf16 && CPUFeatures.hasBF16 ? .bf16 : .f32)
         /// A split's datasets, every id checked against the model's vocabulary, whatever their headers say.
         func datasets(_ split: String) throws -> (source: TokenDataset, target: TokenDataset)? {
             guard let sides = manifest.split(split)?.sides, let source = sides[src], let target = sides[tgt] else { return nil }
@@ -138,6 +139,10 @@ public enum TrainingRun {
         var search = BeamSearch(model: trainer.model), searched = trainer.model
         return { model in
             if model !== searched { (search, searched) = (BeamSearch(model: model), model) }
+            // Training in bf16 validates in bf16 too: the weights being validated, packed for this validation only
+            // (the training passes must not see packed weights).
+            if model.trainingPrecision == .bf16 { try model.setPrecision(.bf16) }
+            defer { try? model.setPrecision(.f32) }
             let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
             let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
             return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score

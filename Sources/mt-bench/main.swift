@@ -29,6 +29,12 @@ struct Bench: ParsableCommand {
     @Option(help: "Square size of the sgemm measurement (\(Self.sgemmSizes.lowerBound) to \(Self.sgemmSizes.upperBound)).")
     var sgemmSize: Int = 2048
 
+    @Flag(help: "Also time training with bf16 products (mixed precision), in the same run, when the CPU has bf16 instructions.")
+    var bf16 = false
+
+    @Flag(help: "Only time the decoder's matrix products (one step over 80 hypotheses, one thread) in f32, bf16 and int8, in GFLOP/s.")
+    var products = false
+
     @Flag(help: "End with one JSON object on the last line.")
     var json = false
 
@@ -64,6 +70,15 @@ struct Bench: ParsableCommand {
             return
         }
         BLAS.threads = threads.count
+        if products {
+            var object: [String: Any] = ["cpu_isa": CPUFeatures.benchmarkClass, "onednn_isa": CPUFeatures.isaName]
+            for (precision, rate) in try Benchmarks.decoderProductRates() {
+                print("decoder products, \(precision), 1 thread: " + (rate.map { String(format: "%.1f GFLOP/s", $0) } ?? "not on this CPU"))
+                if let rate { object["products_gflops_\(precision)"] = rate }
+            }
+            if json { print(String(decoding: try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys]), as: UTF8.self)) }
+            return
+        }
         let sgemm = Benchmarks.sgemmGFlops(size: sgemmSize)
         print(String(format: "sgemm %dx%dx%d, %d threads: %.1f GFLOP/s", sgemmSize, sgemmSize, sgemmSize, threads.count, sgemm))
         var config = ModelConfig.reference()
@@ -75,12 +90,24 @@ struct Bench: ParsableCommand {
         print(String(format: "training (reference model, %@): %.0f target tokens/s, %.1f GFLOP/s, %.3f s/batch, %.0f tokens/batch",
                      source, training.tokensPerSecond, training.gflops, training.secondsPerBatch, training.tokensPerBatch))
         print(String(format: "FLOP utilization: %.1f%% of sgemm", utilization * 100))
+        var bf16Figures: [String: Any] = [:]
+        if bf16 && !CPUFeatures.hasBF16 {
+            print("training with bf16 products: skipped, this CPU (\(CPUFeatures.isaName)) has no bf16 instructions")
+        } else if bf16 {
+            let mixed = try Benchmarks.training(config: config, batches: batches, data: real, precision: .bf16)
+            print(String(format: "training with bf16 products: %.0f target tokens/s, %.2fx f32", mixed.tokensPerSecond,
+                         mixed.tokensPerSecond / training.tokensPerSecond))
+            bf16Figures = ["train_tokens_per_second_bf16": mixed.tokensPerSecond,
+                           "train_bf16_over_f32": mixed.tokensPerSecond / training.tokensPerSecond]
+        }
         if json {
-            let object: [String: Any] = [
+            var object: [String: Any] = [
                 "threads": threads.count, "sgemm_gflops": sgemm, "train_tokens_per_second": training.tokensPerSecond,
                 "train_gflops": training.gflops, "flop_utilization": utilization,
                 "train_data": data ?? "synthetic", "train_peak_memory_mib": PeakMemory.megabytes(),
+                "cpu_isa": CPUFeatures.benchmarkClass,
             ]
+            object.merge(bf16Figures) { $1 }
             let data = try JSONSerialization.data(withJSONObject: object, options: [.sortedKeys])
             print(String(decoding: data, as: UTF8.self))
         }

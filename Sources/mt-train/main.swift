@@ -131,8 +131,12 @@ struct Train: ParsableCommand {
         let status = StatusLine(quiet: !processes.isLeader)
         trainer.onEvent = { status.show($0) }
         if resuming { status.note("resuming \(directory) at update \(trainer.state.update) (epoch \(trainer.state.epoch + 1))") }
+        if trainer.options.precisionFallsBack {
+            status.note("warning: this CPU (\(CPUFeatures.isaName)) has no bf16 instructions: training in f32 instead of bf16")
+        }
         status.note("model: \(trainer.model.parameters.count) parameters; "
-                    + (processes.size > 1 ? "\(processes.size) processes, " : "") + "BLAS threads: \(BLAS.threads)")
+                    + (processes.size > 1 ? "\(processes.size) processes, " : "") + "BLAS threads: \(BLAS.threads); "
+                    + "\(trainer.model.trainingPrecision) products")
         // Ctrl-C, SIGTERM or a closed terminal (SIGHUP): finish the current update, validate, checkpoint,
         // plot, exit.
         for number in [SIGINT, SIGTERM, SIGHUP] { signal(number, SIG_IGN) }

@@ -55,6 +55,19 @@ int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, in
                       float *y, int ldy);
 
 
+// ---------------------------------------------------------------------------------------------
+// bf16 products for training (mixed precision: f32 weights, sums and outputs).
+
+// Registers `copy`, the weights `base[0..<count)` in bf16 (nmt_bf16_convert), so that products whose
+// operand is a whole weight there read it instead of converting it again. NULL: none.
+void nmt_bf16_set_mirror(const float *base, const uint16_t *copy, size_t count);
+void nmt_bf16_convert(const float *x, uint16_t *y, size_t n);
+// c[m×n] = op(a)·op(b) + beta·c, row-major, op(a) m×k, op(b) k×n, both rounded to bf16, f32 sums, on up
+// to `threads` threads. Returns 0, or nonzero when it cannot (ldc ≠ n, beta not 0 or 1, no bf16 kernel
+// on this CPU): the caller then uses sgemm.
+int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
+                  float beta, float *c, int ldc, int threads);
+
 #ifdef __cplusplus
 }
 #endif
