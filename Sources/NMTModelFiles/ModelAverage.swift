@@ -68,5 +68,9 @@ public enum ModelAverage {
         try target.installVocabulary(sourceLang: vocabulary.sourceLang, targetLang: vocabulary.targetLang,
                                      sourceModel: vocabularyPath + "/" + vocabulary.sourceModel,
                                      targetModel: vocabularyPath + "/" + vocabulary.targetModel)
+        // The models share their vocabulary, so the first one's lexical shortlist serves the average too.
+        if let shortlist = FileManager.default.contents(atPath: vocabularyPath + "/" + Shortlist.fileName) {
+            try AtomicFile.write(shortlist, to: output + "/" + Shortlist.fileName)
+        }
     }
 }

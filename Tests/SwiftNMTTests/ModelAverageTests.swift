@@ -36,6 +36,13 @@ final class ModelAverageTests: XCTestCase {
 
         try ModelAverage.average([a, a, a], into: out + "/self")
         XCTAssertEqual(try weights(out + "/self"), try weights(a), "three times the same model average to it exactly")
+        XCTAssertFalse(FileManager.default.fileExists(atPath: out + "/self/" + Shortlist.fileName), "a has no shortlist")
+        // The first model's shortlist goes with the average.
+        let shortlist = "frequent\t7 5 6\n"
+        try shortlist.write(toFile: a + "/" + Shortlist.fileName, atomically: true, encoding: .utf8)
+        try ModelAverage.average([a, b], into: out + "/with-shortlist")
+        XCTAssertEqual(try String(contentsOfFile: out + "/with-shortlist/" + Shortlist.fileName, encoding: .utf8), shortlist)
+        try FileManager.default.removeItem(atPath: a + "/" + Shortlist.fileName)
 
         let result = try Executables.run("mt-average", ["--output", out + "/mean", a, b])
         XCTAssertEqual(result.status, 0, result.errors)

@@ -64,6 +64,9 @@ final class PipelineTests: XCTestCase {
                                                                "--precision", "int8"], input: source)
         XCTAssertEqual(shortlisted.status, 0, shortlisted.errors)
         XCTAssertEqual(shortlisted.output.split(separator: "\n", omittingEmptySubsequences: false).count - 1, 30)
+        // A checkpoint uses its run's shortlist, as it uses its run's vocabulary.
+        let fromCheckpoint = try Executables.run("mt-translate", ["--model", dir + "/straight/last", "--shortlist"], input: source)
+        XCTAssertEqual(fromCheckpoint.status, 0, fromCheckpoint.errors)
         let hypotheses = dir + "/test.hyp.de"
         try translated.output.write(toFile: hypotheses, atomically: true, encoding: .utf8)
         let scored = try Executables.run("mt-bleu", [dir + "/data/test.de.txt", "-i", hypotheses, "-b"])
