@@ -251,9 +251,10 @@ public struct ModelDirectory: Sendable {
 
     /// Checks that a directory exists and holds a model, before anything is loaded from it.
     /// The lexical shortlist (`Shortlist.fileName`), with the ids of this directory's vocabularies; a
-    /// checkpoint (`RUN/last-N`) uses its run's, as it uses its run's vocabulary.
+    /// checkpoint (`RUN/last`, `RUN/last-N`) uses its run's, as it uses its run's vocabulary.
     package func loadShortlist(sourceVocabSize: Int, targetVocabSize: Int) throws -> Shortlist {
-        if (self.path as NSString).lastPathComponent.hasPrefix(Self.lastLink + "-"),
+        let name = (self.path as NSString).lastPathComponent
+        if name == Self.lastLink || name.hasPrefix(Self.lastLink + "-"),
            !FileManager.default.fileExists(atPath: self.path + "/" + Shortlist.fileName) {
             return try ModelDirectory((self.path as NSString).deletingLastPathComponent)
                 .loadShortlist(sourceVocabSize: sourceVocabSize, targetVocabSize: targetVocabSize)
