@@ -514,6 +514,43 @@ static const uint16_t *bf16_operand(const float *x, int rows, int cols, int ld, 
     return scratch;
 }
 
+// Each thread keeps the memory objects of the last shapes it multiplied (a training pass repeats a few
+// dozen shapes at every time step and every batch of the same lengths), so that a product allocates
+// nothing once its shape has been seen; the oldest entry makes room for a new shape.
+typedef struct {
+    int ta, tb, m, n, k;
+    dnnl_memory_t a, b, c;
+} gemm_memories;
+#define GEMM_MEMORIES 128
+static __thread gemm_memories memories[GEMM_MEMORIES];
+static __thread int memories_next = 0;
+
+static gemm_memories *memories_for(int ta, int tb, int m, int n, int k) {
+    for (int i = 0; i < GEMM_MEMORIES; i++) {
+        gemm_memories *e = &memories[i];
+        if (e->a && e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k) return e;
+    }
+    gemm_memories *e = &memories[memories_next];
+    memories_next = (memories_next + 1) % GEMM_MEMORIES;
+    if (e->a) { dnnl_memory_destroy(e->a); dnnl_memory_destroy(e->b); dnnl_memory_destroy(e->c); }
+    *e = (gemm_memories){ta, tb, m, n, k, NULL, NULL, NULL};
+    dnnl_memory_desc_t a_md, b_md, c_md;
+    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
+    dnnl_memory_desc_init_by_tag(&a_md, 2, a_dims, dnnl_bf16, ta ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_bf16, tb ? dnnl_ba : dnnl_ab);
+    dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab);
+    if (dnnl_memory_create(&e->a, &a_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->b, &b_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success ||
+        dnnl_memory_create(&e->c, &c_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success) {
+        if (e->a) dnnl_memory_destroy(e->a);
+        if (e->b) dnnl_memory_destroy(e->b);
+        if (e->c) dnnl_memory_destroy(e->c);
+        e->a = e->b = e->c = NULL;
+        return NULL;
+    }
+    return e;
+}
+
 int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   float beta, float *c, int ldc, int threads) {
     if (m <= 0 || n <= 0 || k <= 0 || ldc != n || (beta != 0 && beta != 1)) return -1;
@@ -529,20 +566,13 @@ int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a,
     uint16_t *scratch = state->inputs;
     const uint16_t *a16 = trans_a ? bf16_operand(a, k, m, lda, scratch) : bf16_operand(a, m, k, lda, scratch);
     const uint16_t *b16 = trans_b ? bf16_operand(b, n, k, ldb, scratch + a_count) : bf16_operand(b, k, n, ldb, scratch + a_count);
-    dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
-    dnnl_memory_desc_init_by_tag(&a_md, 2, a_dims, dnnl_bf16, trans_a ? dnnl_ba : dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_bf16, trans_b ? dnnl_ba : dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab);
-    dnnl_memory_t a_mem, b_mem, c_mem;
-    dnnl_memory_create(&a_mem, &a_md, the_engine(), (void *)a16);
-    dnnl_memory_create(&b_mem, &b_md, the_engine(), (void *)b16);
-    dnnl_memory_create(&c_mem, &c_md, the_engine(), c);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a_mem}, {DNNL_ARG_WEIGHTS, b_mem}, {DNNL_ARG_DST, c_mem}};
+    gemm_memories *memory = memories_for(trans_a, trans_b, m, n, k);
+    if (!memory) return -1;
+    dnnl_memory_set_data_handle(memory->a, (void *)a16);
+    dnnl_memory_set_data_handle(memory->b, (void *)b16);
+    dnnl_memory_set_data_handle(memory->c, c);
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, memory->a}, {DNNL_ARG_WEIGHTS, memory->b}, {DNNL_ARG_DST, memory->c}};
     dnnl_status_t status = dnnl_primitive_execute(primitive->matmul, state->stream, 3, args);
     if (status == dnnl_success) status = dnnl_stream_wait(state->stream);
-    dnnl_memory_destroy(a_mem);
-    dnnl_memory_destroy(b_mem);
-    dnnl_memory_destroy(c_mem);
     return (int)status;
 }
