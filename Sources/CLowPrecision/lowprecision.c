@@ -127,11 +127,13 @@ static void dequantize_row(const int32_t *acc, const int32_t *shift, float row_s
 // ---------------------------------------------------------------------------------------------
 // Packed matrices
 
+typedef struct thread_state thread_state;
+static thread_state *this_thread(void);
+static dnnl_stream_t thread_stream(thread_state *state);
+
 struct nmt_packed_matrix {
     nmt_lowp_precision precision;
     int n, k;
-    int id;                     // index of this matrix's slot in each thread's cache (reused after destroy)
-    uint64_t serial;            // unique: tells a slot's memory objects of this matrix from a former owner's
     dnnl_primitive_t matmul;
     dnnl_memory_t weights;      // packed, owns its data
     float *column_scales;       // int8: W[n, :] ≈ codes[n, :] · column_scales[n]
@@ -139,14 +141,6 @@ struct nmt_packed_matrix {
     float *zero_bias;           // bf16: the bias when a call passes none
     char implementation[64];
 };
-
-// Slot ids are reused (a decoder with a shortlist packs a new output matrix for every batch), so that
-// each thread's cache stays as large as the number of matrices alive at once.
-static int next_matrix_id = 0;
-static int free_ids[4096];
-static int free_id_count = 0;
-static uint64_t next_serial = 1;
-static pthread_mutex_t id_lock = PTHREAD_MUTEX_INITIALIZER;
 
 // int8 inputs are u8 with a zero point of 128 (code = round(x / scale) + 128), as FBGEMM and Marian do:
 // u8·s8 is what the CPU's instructions multiply, and the shift is taken out afterwards with each
@@ -175,7 +169,6 @@ nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *
     dnnl_primitive_desc_t pd = NULL, reorder_pd = NULL;
     dnnl_primitive_t reorder = NULL;
     dnnl_memory_t plain = NULL;
-    dnnl_stream_t stream = NULL;
     void *codes = NULL;
 
     // x [M, K] with M known only at each call; W as oneDNN's K×N: our [N, K] row-major is its "ba".
@@ -232,16 +225,11 @@ nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *
     CHECK(dnnl_memory_create(&matrix->weights, packed_md, eng, DNNL_MEMORY_ALLOCATE), "packed weight memory");
     CHECK(dnnl_reorder_primitive_desc_create(&reorder_pd, &plain_weights_md, eng, packed_md, eng, NULL), "weight reorder");
     CHECK(dnnl_primitive_create(&reorder, reorder_pd), "weight reorder");
-    CHECK(dnnl_stream_create(&stream, eng, dnnl_stream_default_flags), "stream");
+    dnnl_stream_t stream = thread_stream(this_thread());
     dnnl_exec_arg_t args[2] = {{DNNL_ARG_FROM, plain}, {DNNL_ARG_TO, matrix->weights}};
     CHECK(dnnl_primitive_execute(reorder, stream, 2, args), "weight reorder");
     CHECK(dnnl_stream_wait(stream), "weight reorder");
 
-    pthread_mutex_lock(&id_lock);
-    matrix->id = free_id_count > 0 ? free_ids[--free_id_count] : next_matrix_id++;
-    matrix->serial = next_serial++;
-    pthread_mutex_unlock(&id_lock);
-    dnnl_stream_destroy(stream);
     dnnl_primitive_destroy(reorder);
     dnnl_primitive_desc_destroy(reorder_pd);
     dnnl_memory_destroy(plain);
@@ -250,7 +238,6 @@ nmt_packed_matrix *nmt_packed_create(nmt_lowp_precision precision, const float *
     return matrix;
 
 fail:
-    if (stream) dnnl_stream_destroy(stream);
     if (reorder) dnnl_primitive_destroy(reorder);
     if (reorder_pd) dnnl_primitive_desc_destroy(reorder_pd);
     if (plain) dnnl_memory_destroy(plain);
@@ -262,11 +249,6 @@ fail:
 
 void nmt_packed_destroy(nmt_packed_matrix *matrix) {
     if (!matrix) return;
-    if (matrix->serial) {
-        pthread_mutex_lock(&id_lock);
-        if (free_id_count < 4096) free_ids[free_id_count++] = matrix->id;
-        pthread_mutex_unlock(&id_lock);
-    }
     if (matrix->matmul) dnnl_primitive_destroy(matrix->matmul);
     if (matrix->weights) dnnl_memory_destroy(matrix->weights);
     free(matrix->column_scales);
@@ -298,34 +280,40 @@ void nmt_packed_dequantized_weight(const nmt_packed_matrix *matrix, const float 
 }
 
 // ---------------------------------------------------------------------------------------------
-// Per-thread state: a stream, scratch for converted inputs, row scales and 32-bit sums, and for each
-// matrix the memory objects of the last row count it was called with (rebuilt when that changes).
+// Per-thread state: a stream, scratch for converted inputs, row scales and 32-bit sums, and the memory
+// objects of the shapes this thread's products used last. A memory object is only a shape, a type and
+// a layout (the data is set at each call), so a product allocates nothing once its shapes have been
+// seen: a decoder step repeats the same few shapes, and a training pass the same few dozen.
+
+enum { ROLE_SOURCE, ROLE_WEIGHTS, ROLE_BIAS, ROLE_DESTINATION };
 
 typedef struct {
-    uint64_t serial;    // the matrix these memory objects were made for
-    int m;
-    dnnl_memory_t src, dst, bias;
-} call_slot;
+    int role, rows, cols, type, transposed;
+    uint64_t used;      // the product that used it last: the least recently used one makes room
+    dnnl_memory_t memory;
+} cached_memory;
 
-typedef struct {
+#define CACHED_MEMORIES 256
+
+struct thread_state {
     dnnl_stream_t stream;
     void *inputs;       size_t inputs_size;
     float *row_scales;  size_t row_scales_count;
     int32_t *sums;      size_t sums_count;
-    call_slot *slots;   int slot_count;
-} thread_state;
+    cached_memory memories[CACHED_MEMORIES];
+    uint64_t products;  // counts this thread's products, for `used`
+};
+
+static dnnl_stream_t thread_stream(thread_state *state) { return state->stream; }
 
 static pthread_key_t state_key;
 static pthread_once_t state_key_once = PTHREAD_ONCE_INIT;
 
 static void free_state(void *pointer) {
     thread_state *state = pointer;
-    for (int i = 0; i < state->slot_count; i++) {
-        if (state->slots[i].src) dnnl_memory_destroy(state->slots[i].src);
-        if (state->slots[i].dst) dnnl_memory_destroy(state->slots[i].dst);
-        if (state->slots[i].bias) dnnl_memory_destroy(state->slots[i].bias);
+    for (int i = 0; i < CACHED_MEMORIES; i++) {
+        if (state->memories[i].memory) dnnl_memory_destroy(state->memories[i].memory);
     }
-    free(state->slots);
     if (state->stream) dnnl_stream_destroy(state->stream);
     free(state->inputs);
     free(state->row_scales);
@@ -352,38 +340,30 @@ static void *grow(void *buffer, size_t *capacity, size_t needed) {
     return malloc(*capacity);
 }
 
-static dnnl_status_t make_memory(dnnl_memory_t *memory, int rows, int columns, dnnl_data_type_t type) {
+// A memory object of rows × cols in this role, row-major (or column-major when transposed), with its
+// data set to `data`. Entries used by the current product (stamp `state->products`) are never evicted.
+static dnnl_memory_t memory_for(thread_state *state, int role, int rows, int cols, dnnl_data_type_t type, int transposed,
+                                void *data) {
+    cached_memory *victim = &state->memories[0];
+    for (int i = 0; i < CACHED_MEMORIES; i++) {
+        cached_memory *e = &state->memories[i];
+        if (e->memory && e->role == role && e->rows == rows && e->cols == cols && e->type == (int)type &&
+            e->transposed == transposed) {
+            e->used = state->products;
+            dnnl_memory_set_data_handle(e->memory, data);
+            return e->memory;
+        }
+        if (!e->memory || (victim->memory && e->used < victim->used)) victim = e;
+    }
+    if (victim->memory) dnnl_memory_destroy(victim->memory);
+    *victim = (cached_memory){role, rows, cols, (int)type, transposed, state->products, NULL};
     dnnl_memory_desc_t md;
-    dnnl_dims_t dims = {rows, columns};
-    dnnl_status_t status = dnnl_memory_desc_init_by_tag(&md, 2, dims, type, dnnl_ab);
-    if (status != dnnl_success) return status;
-    return dnnl_memory_create(memory, &md, the_engine(), DNNL_MEMORY_NONE);
-}
-
-static call_slot *slot_for(thread_state *state, const nmt_packed_matrix *matrix, int m, dnnl_status_t *status) {
-    if (matrix->id >= state->slot_count) {
-        int count = matrix->id + 16;
-        state->slots = realloc(state->slots, (size_t)count * sizeof(call_slot));
-        memset(state->slots + state->slot_count, 0, (size_t)(count - state->slot_count) * sizeof(call_slot));
-        state->slot_count = count;
+    dnnl_dims_t dims = {rows, cols};
+    if (dnnl_memory_desc_init_by_tag(&md, 2, dims, type, transposed ? dnnl_ba : dnnl_ab) != dnnl_success ||
+        dnnl_memory_create(&victim->memory, &md, the_engine(), data) != dnnl_success) {
+        victim->memory = NULL;
     }
-    call_slot *slot = &state->slots[matrix->id];
-    *status = dnnl_success;
-    if (slot->serial == matrix->serial && slot->src && slot->m == m) return slot;
-    if (slot->src) dnnl_memory_destroy(slot->src);
-    if (slot->dst) dnnl_memory_destroy(slot->dst);
-    if (slot->bias && slot->serial != matrix->serial) {
-        dnnl_memory_destroy(slot->bias);
-        slot->bias = NULL;
-    }
-    slot->serial = matrix->serial;
-    if (!slot->bias) *status = make_memory(&slot->bias, 1, matrix->n, dnnl_f32);
-    slot->src = slot->dst = NULL;
-    if (*status == dnnl_success) *status = make_memory(&slot->src, m, matrix->k, input_type(matrix->precision));
-    if (*status == dnnl_success)
-        *status = make_memory(&slot->dst, m, matrix->n, matrix->precision == NMT_LOWP_BF16 ? dnnl_f32 : dnnl_s32);
-    slot->m = m;
-    return slot;
+    return victim->memory;
 }
 
 int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, int ldx, const float *bias,
@@ -391,9 +371,7 @@ int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, in
     if (m <= 0) return 0;
     thread_state *state = this_thread();
     one_thread();
-    dnnl_status_t status;
-    call_slot *slot = slot_for(state, matrix, m, &status);
-    if (status != dnnl_success) return (int)status;
+    state->products++;
     size_t k = (size_t)matrix->k, n = (size_t)matrix->n;
     int bf16 = matrix->precision == NMT_LOWP_BF16;
     state->inputs = grow(state->inputs, &state->inputs_size, (size_t)m * k * (bf16 ? 2 : 1));
@@ -410,15 +388,18 @@ int nmt_packed_linear(const nmt_packed_matrix *matrix, const float *x, int m, in
             quantize_shifted(x + (size_t)row * ldx, largest > 0 ? 127 / largest : 0, (uint8_t *)state->inputs + row * k, k);
         }
     }
-    dnnl_memory_set_data_handle(slot->src, state->inputs);
-    dnnl_memory_set_data_handle(slot->dst, direct ? (void *)y : (void *)state->sums);
-    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, slot->src}, {DNNL_ARG_WEIGHTS, matrix->weights}, {DNNL_ARG_DST, slot->dst}};
+    dnnl_memory_t source = memory_for(state, ROLE_SOURCE, m, (int)k, input_type(matrix->precision), 0, state->inputs);
+    dnnl_memory_t destination = memory_for(state, ROLE_DESTINATION, m, (int)n, bf16 ? dnnl_f32 : dnnl_s32, 0,
+                                           direct ? (void *)y : (void *)state->sums);
+    if (!source || !destination) return -1;
+    dnnl_exec_arg_t args[4] = {{DNNL_ARG_SRC, source}, {DNNL_ARG_WEIGHTS, matrix->weights}, {DNNL_ARG_DST, destination}};
     int nargs = 3;
     if (bf16) {
-        dnnl_memory_set_data_handle(slot->bias, (void *)(bias ? bias : matrix->zero_bias));
-        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, slot->bias};
+        dnnl_memory_t bias_memory = memory_for(state, ROLE_BIAS, 1, (int)n, dnnl_f32, 0, (void *)(bias ? bias : matrix->zero_bias));
+        if (!bias_memory) return -1;
+        args[nargs++] = (dnnl_exec_arg_t){DNNL_ARG_BIAS, bias_memory};
     }
-    status = dnnl_primitive_execute(matrix->matmul, state->stream, nargs, args);
+    dnnl_status_t status = dnnl_primitive_execute(matrix->matmul, state->stream, nargs, args);
     if (status != dnnl_success) return (int)status;
     status = dnnl_stream_wait(state->stream);
     if (status != dnnl_success) return (int)status;
@@ -514,43 +495,6 @@ static const uint16_t *bf16_operand(const float *x, int rows, int cols, int ld, 
     return scratch;
 }
 
-// Each thread keeps the memory objects of the last shapes it multiplied (a training pass repeats a few
-// dozen shapes at every time step and every batch of the same lengths), so that a product allocates
-// nothing once its shape has been seen; the oldest entry makes room for a new shape.
-typedef struct {
-    int ta, tb, m, n, k;
-    dnnl_memory_t a, b, c;
-} gemm_memories;
-#define GEMM_MEMORIES 128
-static __thread gemm_memories memories[GEMM_MEMORIES];
-static __thread int memories_next = 0;
-
-static gemm_memories *memories_for(int ta, int tb, int m, int n, int k) {
-    for (int i = 0; i < GEMM_MEMORIES; i++) {
-        gemm_memories *e = &memories[i];
-        if (e->a && e->ta == ta && e->tb == tb && e->m == m && e->n == n && e->k == k) return e;
-    }
-    gemm_memories *e = &memories[memories_next];
-    memories_next = (memories_next + 1) % GEMM_MEMORIES;
-    if (e->a) { dnnl_memory_destroy(e->a); dnnl_memory_destroy(e->b); dnnl_memory_destroy(e->c); }
-    *e = (gemm_memories){ta, tb, m, n, k, NULL, NULL, NULL};
-    dnnl_memory_desc_t a_md, b_md, c_md;
-    dnnl_dims_t a_dims = {m, k}, b_dims = {k, n}, c_dims = {m, n};
-    dnnl_memory_desc_init_by_tag(&a_md, 2, a_dims, dnnl_bf16, ta ? dnnl_ba : dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&b_md, 2, b_dims, dnnl_bf16, tb ? dnnl_ba : dnnl_ab);
-    dnnl_memory_desc_init_by_tag(&c_md, 2, c_dims, dnnl_f32, dnnl_ab);
-    if (dnnl_memory_create(&e->a, &a_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->b, &b_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success ||
-        dnnl_memory_create(&e->c, &c_md, the_engine(), DNNL_MEMORY_NONE) != dnnl_success) {
-        if (e->a) dnnl_memory_destroy(e->a);
-        if (e->b) dnnl_memory_destroy(e->b);
-        if (e->c) dnnl_memory_destroy(e->c);
-        e->a = e->b = e->c = NULL;
-        return NULL;
-    }
-    return e;
-}
-
 int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a, int lda, const float *b, int ldb,
                   float beta, float *c, int ldc, int threads) {
     if (m <= 0 || n <= 0 || k <= 0 || ldc != n || (beta != 0 && beta != 1)) return -1;
@@ -558,6 +502,7 @@ int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a,
     // backward, took 2 ms on two threads and 0.3 ms on one): those run on one.
     if ((double)m * n * k <= 64.0 * 1024 * 1024) threads = 1;
     thread_state *state = this_thread();
+    state->products++;
     if (omp_get_max_threads() != threads) omp_set_num_threads(threads);
     gemm_primitive *primitive = gemm_primitive_for(trans_a, trans_b, beta != 0, threads);
     if (!primitive) return -1;
@@ -566,12 +511,12 @@ int nmt_bf16_gemm(int trans_a, int trans_b, int m, int n, int k, const float *a,
     uint16_t *scratch = state->inputs;
     const uint16_t *a16 = trans_a ? bf16_operand(a, k, m, lda, scratch) : bf16_operand(a, m, k, lda, scratch);
     const uint16_t *b16 = trans_b ? bf16_operand(b, n, k, ldb, scratch + a_count) : bf16_operand(b, k, n, ldb, scratch + a_count);
-    gemm_memories *memory = memories_for(trans_a, trans_b, m, n, k);
-    if (!memory) return -1;
-    dnnl_memory_set_data_handle(memory->a, (void *)a16);
-    dnnl_memory_set_data_handle(memory->b, (void *)b16);
-    dnnl_memory_set_data_handle(memory->c, c);
-    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, memory->a}, {DNNL_ARG_WEIGHTS, memory->b}, {DNNL_ARG_DST, memory->c}};
+    // op(a) is m×k, stored k×m (column-major m×k) when transposed; the same for b.
+    dnnl_memory_t a_memory = memory_for(state, ROLE_SOURCE, m, k, dnnl_bf16, trans_a, (void *)a16);
+    dnnl_memory_t b_memory = memory_for(state, ROLE_WEIGHTS, k, n, dnnl_bf16, trans_b, (void *)b16);
+    dnnl_memory_t c_memory = memory_for(state, ROLE_DESTINATION, m, n, dnnl_f32, 0, c);
+    if (!a_memory || !b_memory || !c_memory) return -1;
+    dnnl_exec_arg_t args[3] = {{DNNL_ARG_SRC, a_memory}, {DNNL_ARG_WEIGHTS, b_memory}, {DNNL_ARG_DST, c_memory}};
     dnnl_status_t status = dnnl_primitive_execute(primitive->matmul, state->stream, 3, args);
     if (status == dnnl_success) status = dnnl_stream_wait(state->stream);
     return (int)status;
