@@ -50,7 +50,7 @@ final class Encoder {
         self.batch = batch
         let rows = steps * batch, e = weights.forwardGRU.inputSize, he = weights.forwardGRU.hiddenSize, c = contextSize
         embedded.reserve(rows * e)
-        for buffer in layerOutputs + dLayerOutputs { buffer.reserve(rows * c) }
+        for buffer in layerOutputs { buffer.reserve(rows * c) }
         Embedding.forward(table: p[weights.embedding], ids: tokens, count: rows, width: e, into: embedded.pointer)
         embeddingDropout.forward(embedded.pointer, count: rows * e, width: e, keys: dropout)
 
@@ -72,7 +72,15 @@ final class Encoder {
         }
     }
 
-    /// Call after the decoder has written dL/dannotations into `dAnnotations`.
+    /// Makes room for the gradients of the last `forward`'s batch (search, which never goes backward,
+    /// does not hold them), and zeroes `dAnnotations`, into which the decoder's backward adds.
+    func prepareBackward() {
+        let rows = steps * batch
+        for buffer in dLayerOutputs { buffer.reserve(rows * contextSize) }
+        dAnnotations.update(repeating: 0, count: rows * contextSize)
+    }
+
+    /// Call after `prepareBackward` and the decoder's backward, which adds dL/dannotations into `dAnnotations`.
     func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, tokens: UnsafePointer<Int32>, mask: UnsafePointer<Float>) {
         let rows = steps * batch, e = weights.forwardGRU.inputSize, he = weights.forwardGRU.hiddenSize, c = contextSize
         for l in stride(from: stacked.count, through: 1, by: -1) {

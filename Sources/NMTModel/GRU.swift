@@ -105,6 +105,11 @@ final class GRUSequence {
         states.reserve((steps + 1) * batch * h)
         cache.reserve(rows * 4 * h)
         recurrentProjection.reserve(batch * 3 * h)
+    }
+
+    /// The backward pass's buffers, reserved only when one runs (search never touches them).
+    private func reserveGradients() {
+        let h = weights.hiddenSize, rows = steps * batch
         dInputProjection.reserve(rows * 3 * h)
         dRecurrent.reserve(rows * 3 * h)
         dState.reserve(batch * h)
@@ -137,6 +142,7 @@ final class GRUSequence {
     func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, input: UnsafePointer<Float>,
                   mask: UnsafePointer<Float>?, dOutput: (Int) -> UnsafePointer<Float>?,
                   dInput: UnsafeMutablePointer<Float>?, dInitial: UnsafeMutablePointer<Float>?) {
+        reserveGradients()
         let h = hiddenSize, g = 3 * h, bh = batch * h
         dState.zero(bh)
         for s in stride(from: steps - 1, through: 0, by: -1) {

@@ -199,8 +199,7 @@ public final class Seq2Seq {
                                                                   tokenScale ?? 1 / Float(max(batch.targetTokenCount, 1)), &nll)
                             if computeGradients {
                                 gradients.zero()
-                                let c = config.contextSize
-                                encoder.dAnnotations.update(repeating: 0, count: ts * b * c)
+                                encoder.prepareBackward()
                                 decoder.backward(parameters, gradients, annotations: encoder.annotations, sourceMask: srcMask.baseAddress!,
                                                  targetInput: tgtIn.baseAddress!, dAnnotations: encoder.dAnnotations)
                                 encoder.backward(parameters, gradients, tokens: srcTokens.baseAddress!, mask: srcMask.baseAddress!)

@@ -111,14 +111,12 @@ public struct ModelDirectory: Sendable {
         let directory = subdirectory.map { path + "/" + $0 } ?? path
         try ModelDirectory(directory).create()
         let tensors = model.layout.views.map { view in
-            SafeTensors.Tensor(name: view.name, shape: view.shape,
-                               values: Array(UnsafeBufferPointer(start: model.parameters[view], count: view.count)))
+            SafeTensors.Source(name: view.name, shape: view.shape, values: UnsafeBufferPointer(start: model.parameters[view], count: view.count))
         }
-        for t in tensors where t.values.contains(where: { !$0.isFinite }) {
-            throw Error.mismatch("refusing to save: \(t.name) holds NaN or infinite values")
+        for view in model.layout.views where UnsafeBufferPointer(start: model.parameters[view], count: view.count).contains(where: { !$0.isFinite }) {
+            throw Error.mismatch("refusing to save: \(view.name) holds NaN or infinite values")
         }
-        try AtomicFile.write(try SafeTensors.encode(tensors, dtype: dtype, metadata: ["format": "swiftnmt", "version": "1"]),
-                             to: directory + "/" + Self.weightsFile)
+        try SafeTensors.write(tensors, dtype: dtype, metadata: ["format": "swiftnmt", "version": "1"], to: directory + "/" + Self.weightsFile)
         try AtomicFile.write(try Self.prettyJSON(model.config), to: directory + "/" + Self.configFile)
     }
 
@@ -341,7 +339,8 @@ public struct ModelDirectory: Sendable {
     /// the trainer's files always change together. The previous checkpoint stays until the next switch, so
     /// a reader that resolved `last` just before this one (mt-translate --model DIR/last) reads it whole;
     /// older ones go.
-    package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)]) throws {
+    package func saveCheckpoint(update: Int, model: Seq2Seq, files: [(name: String, data: Data)],
+                                tensorFiles: [(name: String, tensors: [SafeTensors.Source])] = []) throws {
         let fm = FileManager.default
         let previous = try lastCheckpoint()
         // A run resumed and stopped at once checkpoints the same update again: never overwrite the
@@ -352,6 +351,7 @@ public struct ModelDirectory: Sendable {
         try? fm.removeItem(atPath: target)
         try saveModel(model, in: name)
         for file in files { try AtomicFile.write(file.data, to: target + "/" + file.name) }
+        for file in tensorFiles { try SafeTensors.write(file.tensors, to: target + "/" + file.name) }
         let temporaryLink = path + "/.\(Self.lastLink).tmp-\(getpid())"
         try? fm.removeItem(atPath: temporaryLink)
         guard symlink(name, temporaryLink) == 0, rename(temporaryLink, lastPath) == 0 else {

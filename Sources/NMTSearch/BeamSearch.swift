@@ -90,7 +90,7 @@ package final class BeamSearch {
     /// spares that compacting copies into), so a search's memory grows with its positions, about 16 KB a
     /// position for the reference model (measured): this bounds it at about 260 MB per worker, however
     /// long the lines. Batches of ordinary sentences (64 of up to 51 pieces with beam 5) are never cut.
-    static let maxBatchPositions = 16_384
+    package static let maxBatchPositions = 16_384
 
     /// Searches any number of sentences: sorted by length into batches of `batchSize` (so little
     /// is wasted on padding), fewer when long sentences would exceed `maxBatchPositions`; results in
@@ -101,10 +101,12 @@ package final class BeamSearch {
     /// does then runs in parallel, not only the GEMMs (log-sum-exp, top-k, attention, copies and the
     /// bookkeeping are over 40 % of a step). Longest batches go first so that no worker is left with a long
     /// one at the end. The results do not depend on the number of workers.
-    package func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, workers: Int = 1) -> [[Hypothesis]] {
+    package func searchInBatches(_ ids: [[Int32]], options: BeamSearchOptions, batchSize: Int = 64, maxPositions: Int = maxBatchPositions,
+                                 workers: Int = 1) -> [[Hypothesis]] {
         var results = [[Hypothesis]](repeating: [Hypothesis(tokens: [], logProbability: 0, score: 0, alignment: [])], count: ids.count)
         let order = ids.indices.filter { !ids[$0].isEmpty }.sorted { ids[$0].count > ids[$1].count }
-        let batches = Self.batches(order, lengths: ids.map(\.count), batchSize: batchSize, beamSize: max(1, options.beamSize))
+        let batches = Self.batches(order, lengths: ids.map(\.count), batchSize: batchSize, maxPositions: maxPositions,
+                                   beamSize: max(1, options.beamSize))
         let threads = min(workers, batches.count)
         // A sample depends on the last bits of the logits, and OpenBLAS's threads change those: sampling
         // runs every batch on one BLAS thread (in parallel over batches), so that --threads cannot change it.
@@ -139,11 +141,11 @@ package final class BeamSearch {
     }
 
     /// `order` (sentence indices, longest first) cut into batches of at most `batchSize` sentences and
-    /// `maxBatchPositions` positions; a batch's first sentence is its longest.
-    private static func batches(_ order: [Int], lengths: [Int], batchSize: Int, beamSize: Int) -> [[Int]] {
+    /// `maxPositions` positions (source positions times beam); a batch's first sentence is its longest.
+    private static func batches(_ order: [Int], lengths: [Int], batchSize: Int, maxPositions: Int, beamSize: Int) -> [[Int]] {
         var batches: [[Int]] = [], start = 0
         while start < order.count {
-            let fitting = max(1, maxBatchPositions / (beamSize * lengths[order[start]]))
+            let fitting = max(1, maxPositions / (beamSize * lengths[order[start]]))
             let end = min(order.count, start + min(batchSize, fitting))
             batches.append(Array(order[start..<end]))
             start = end

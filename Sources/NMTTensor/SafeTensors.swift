@@ -33,37 +33,73 @@ package enum SafeTensors {
         }
     }
 
+    /// A tensor to serialize, with its values lent for the call: an array's, or memory the caller keeps
+    /// alive (the weights and optimizer state go to disk from their own buffers, without a copy).
+    package struct Source {
+        let name: String, shape: [Int], count: Int
+        let withValues: ((UnsafeBufferPointer<Float>) throws -> Void) throws -> Void
+
+        package init(name: String, shape: [Int], values: UnsafeBufferPointer<Float>) {
+            (self.name, self.shape, count) = (name, shape, values.count)
+            withValues = { body in try body(values) }
+        }
+
+        init(_ tensor: Tensor) {
+            (name, shape, count) = (tensor.name, tensor.shape, tensor.values.count)
+            withValues = { body in try tensor.values.withUnsafeBufferPointer(body) }
+        }
+    }
+
     /// Serializes tensors (in the given order) with optional string metadata.
     package static func encode(_ tensors: [Tensor], dtype: DType = .f32, metadata: [String: String] = [:]) throws -> Data {
+        var data = Data()
+        try serialize(tensors.map(Source.init), dtype: dtype, metadata: metadata) { data.append(contentsOf: $0) }
+        return data
+    }
+
+    /// Writes tensors to `path` atomically, block by block: memory does not grow with the file.
+    package static func write(_ tensors: [Source], dtype: DType = .f32, metadata: [String: String] = [:], to path: String) throws {
+        let writer = try AtomicFileWriter(path: path)
+        try serialize(tensors, dtype: dtype, metadata: metadata) { try writer.write($0) }
+        try writer.commit()
+    }
+
+    /// The file's bytes, in order, given to `sink` a block at a time.
+    private static func serialize(_ tensors: [Source], dtype: DType, metadata: [String: String],
+                                  into sink: (UnsafeRawBufferPointer) throws -> Void) throws {
         let width = dtype.width
         var header: [String: Any] = [:]
         if !metadata.isEmpty { header["__metadata__"] = metadata }
         var offset = 0
         for t in tensors {
-            precondition(t.values.count == t.shape.reduce(1, *), "\(t.name): shape \(t.shape) does not match \(t.values.count) values")
-            let size = t.values.count * width
+            precondition(t.count == t.shape.reduce(1, *), "\(t.name): shape \(t.shape) does not match \(t.count) values")
+            let size = t.count * width
             header[t.name] = ["dtype": dtype.rawValue, "shape": t.shape, "data_offsets": [offset, offset + size]] as [String: Any]
             offset += size
         }
         var json = try JSONSerialization.data(withJSONObject: header, options: [.sortedKeys])
         // Pad the header with spaces so the data starts 8-byte aligned, as the reference writer does.
         while (8 + json.count) % 8 != 0 { json.append(0x20) }
-        var data = Data(capacity: 8 + json.count + offset)
-        withUnsafeBytes(of: UInt64(json.count).littleEndian) { data.append(contentsOf: $0) }
-        data.append(json)
+        try withUnsafeBytes(of: UInt64(json.count).littleEndian) { try sink($0) }
+        try json.withUnsafeBytes { try sink($0) }
+        var block = [UInt8](repeating: 0, count: 1 << 16)
+        let perBlock = block.count / width
         for t in tensors {
-            switch dtype {
-            case .f32:
-                t.values.withUnsafeBufferPointer { buffer in
-                    buffer.withMemoryRebound(to: UInt32.self) { bits in
-                        for b in bits { withUnsafeBytes(of: b.littleEndian) { data.append(contentsOf: $0) } }
+            try t.withValues { values in
+                for start in stride(from: 0, to: values.count, by: perBlock) {
+                    let n = min(perBlock, values.count - start)
+                    block.withUnsafeMutableBytes { out in
+                        switch dtype {
+                        case .f32:
+                            for k in 0..<n { out.storeBytes(of: values[start + k].bitPattern.littleEndian, toByteOffset: 4 * k, as: UInt32.self) }
+                        case .f16:
+                            for k in 0..<n { out.storeBytes(of: Float16(values[start + k]).bitPattern.littleEndian, toByteOffset: 2 * k, as: UInt16.self) }
+                        }
                     }
+                    try block.withUnsafeBytes { try sink(UnsafeRawBufferPointer(rebasing: $0[0..<n * width])) }
                 }
-            case .f16:
-                for v in t.values { withUnsafeBytes(of: Float16(v).bitPattern.littleEndian) { data.append(contentsOf: $0) } }
             }
         }
-        return data
     }
 
     /// Parses a safetensors file; every tensor comes back as Float32. `path` names it in errors.

@@ -111,8 +111,10 @@ public final class Trainer {
     let smoothing: ExponentialSmoothing?
     /// The processes training together (one, unless under mpirun); only the leader logs and writes files.
     let processes: ProcessGroup
-    /// The gradients of an update's batches so far, with `--accumulate` above 1.
+    /// The gradients of an update's passes so far, when it has more than one (`--accumulate`, `--max-pass-tokens`).
     private let gradientSum = FloatBuffer(count: 0)
+    /// Forward and backward passes run so far (more than the updates when batches are cut into passes).
+    package private(set) var passesRun = 0
     let directory: String
     let files: ModelDirectory
     public private(set) var state: TrainingState
@@ -210,14 +212,15 @@ public final class Trainer {
     /// Writes the full training state as the model directory's checkpoint `last`.
     func saveLast() throws {
         guard processes.isLeader else { return }
-        var moments = [SafeTensors.Tensor(name: "adam.m", shape: [model.parameters.count], values: adam.firstMoment.array),
-                       SafeTensors.Tensor(name: "adam.v", shape: [model.parameters.count], values: adam.secondMoment.array)]
+        // Written from the optimizer's own buffers, without copies (memory stays at training's).
+        let n = model.parameters.count
+        var moments = [SafeTensors.Source(name: "adam.m", shape: [n], values: UnsafeBufferPointer(start: adam.firstMoment.pointer, count: n)),
+                       SafeTensors.Source(name: "adam.v", shape: [n], values: UnsafeBufferPointer(start: adam.secondMoment.pointer, count: n))]
         if let smoothing {
-            moments.append(SafeTensors.Tensor(name: Self.smoothedWeights, shape: [model.parameters.count], values: smoothing.smoothed.array))
+            moments.append(SafeTensors.Source(name: Self.smoothedWeights, shape: [n], values: UnsafeBufferPointer(start: smoothing.smoothed.pointer, count: n)))
         }
-        try files.saveCheckpoint(update: state.update, model: model,
-                                 files: [(Self.optimizerFile, try SafeTensors.encode(moments)),
-                                         (Self.stateFile, try ModelDirectory.prettyJSON(state))])
+        try files.saveCheckpoint(update: state.update, model: model, files: [(Self.stateFile, try ModelDirectory.prettyJSON(state))],
+                                 tensorFiles: [(Self.optimizerFile, moments)])
     }
 
     /// Writes the weights that are validated (the moving average, when on) as the model.
@@ -272,9 +275,10 @@ public final class Trainer {
         guard let vs = validSource, let vt = validTarget, vs.count > 0 else { return nil }
         var rng = RandomSource(seed: 0)
         var lossSum = 0.0, nllSum = 0.0, tokens = 0
-        for start in stride(from: 0, to: vs.count, by: 64) {
-            let range = start..<min(vs.count, start + 64)
-            let batch = Batch(sources: range.map { Array(vs.tokens($0)) }, targets: range.map { Array(vt.tokens($0)) })
+        // Batches of 64 in passes of at most --max-pass-tokens, as training's, so validation needs no more memory.
+        let passes = Self.passes(count: vs.count, limit: options.maxPassTokens) { (vs.tokens($0).count, vt.tokens($0).count) }
+        for pass in passes.flatMap({ pass in stride(from: pass.lowerBound, to: pass.upperBound, by: 64).map { $0..<min(pass.upperBound, $0 + 64) } }) {
+            let batch = Batch(sources: pass.map { Array(vs.tokens($0)) }, targets: pass.map { Array(vt.tokens($0)) })
             let r = model.train(batch, dropout: 0, labelSmoothing: options.labelSmoothing, rng: &rng, computeGradients: false)
             lossSum += r.lossSum
             nllSum += r.nllSum
@@ -381,9 +385,10 @@ public final class Trainer {
         let scale = 1 / Float(max(tokens, 1))
         var local = LossResult(lossSum: 0, nllSum: 0, tokens: 0)
         var slices = 0
-        for (k, batch) in group.enumerated() {
-            let positions = Array(stride(from: processes.rank, to: batch.count, by: processes.size))
-            guard !positions.isEmpty else { continue }
+        let updatePasses = group.enumerated().flatMap { k, batch in
+            passes(of: batch).map { (k, batch, $0) }
+        }
+        for (k, batch, positions) in updatePasses {
             let pairs = positions.map { Int(batch[batch.startIndex + $0]) }
             let slice = Batch(sources: try pairs.map { try trainSource.readTokens($0) }, targets: try pairs.map { try trainTarget.readTokens($0) })
             let keys = DropoutKeys(rate: options.dropout, seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15, sentences: positions.map { UInt64($0) })
@@ -392,8 +397,9 @@ public final class Trainer {
             local.nllSum += result.nllSum
             local.tokens += result.tokens
             slices += 1
-            if group.count > 1 {
-                // Batch by batch into a sum of their own: train() overwrites the gradients.
+            passesRun += 1
+            if updatePasses.count > 1 {
+                // Pass by pass into a sum of their own: train() overwrites the gradients.
                 gradientSum.reserve(model.gradients.count)
                 let sum = gradientSum.pointer, g = model.gradients.storage.pointer
                 if slices == 1 { sum.update(from: g, count: model.gradients.count) } else { for i in 0..<model.gradients.count { sum[i] += g[i] } }
@@ -406,11 +412,58 @@ public final class Trainer {
         return (LossResult(lossSum: totals[0], nllSum: totals[1], tokens: Int(totals[2])), totals[3] > 0, totals[4] > 0)
     }
 
-    /// Allocates the workspaces for the largest batch the data can produce, before the first timed update.
+    /// The padded size of a pass over some sentences: its rows in the longer of the source and target
+    /// sides (target with EOS). The workspaces, and so the memory, grow with it.
+    static func paddedTokens(sentences: Int, sourceLength: Int, targetLength: Int) -> Int {
+        sentences * max(sourceLength, targetLength + 1)
+    }
+
+    /// Cuts `count` sentences, in order, into passes of at most `limit` padded tokens (a longer sentence
+    /// goes alone; 0: one pass). Gradients summed over the passes, with the dropout masks and token scale
+    /// of the whole batch, give the batch's up to the order of float sums, in memory bounded by `limit`
+    /// for the longest batches.
+    static func passes(count: Int, limit: Int, lengths: (Int) -> (source: Int, target: Int)) -> [Range<Int>] {
+        guard limit > 0 else { return count == 0 ? [] : [0..<count] }
+        var passes: [Range<Int>] = [], start = 0, longestSource = 0, longestTarget = 0
+        for i in 0..<count {
+            let (source, target) = lengths(i)
+            let s = max(longestSource, source), t = max(longestTarget, target)
+            if i > start && paddedTokens(sentences: i - start + 1, sourceLength: s, targetLength: t) > limit {
+                passes.append(start..<i)
+                (start, longestSource, longestTarget) = (i, source, target)
+            } else {
+                (longestSource, longestTarget) = (s, t)
+            }
+        }
+        if count > start { passes.append(start..<count) }
+        return passes
+    }
+
+    /// This process's positions of a batch (p mod N = rank), cut into passes of at most `--max-pass-tokens`.
+    private func passes(of batch: ArraySlice<UInt32>) -> [[Int]] {
+        let positions = Array(stride(from: processes.rank, to: batch.count, by: processes.size))
+        return Self.passes(count: positions.count, limit: options.maxPassTokens) { i in
+            let pair = Int(batch[batch.startIndex + positions[i]])
+            return (Int(sourceLengths[pair]), Int(targetLengths[pair]))
+        }.map { Array(positions[$0]) }
+    }
+
+    /// Allocates the workspaces for the largest pass the data can produce, before the first timed update.
     func warmUpWorkspaces() {
         guard case .sentences(let size) = options.batchSize, let s = sourceLengths.max().map(Int.init),
               let t = targetLengths.max().map(Int.init) else { return }
-        model.warmUp(sentences: min(size, sourceLengths.count), sourceLength: s, targetLength: t, dropout: options.dropout,
+        guard options.maxPassTokens > 0 else {
+            model.warmUp(sentences: min(size, sourceLengths.count), sourceLength: s, targetLength: t, dropout: options.dropout,
+                         labelSmoothing: options.labelSmoothing)
+            return
+        }
+        // The most sentences a pass of the longest ones can hold, with both sides as long as the limit allows:
+        // a pass of more, shorter sentences can fill either side up to the limit. (A buffer that grew later
+        // would grow by a quarter, all of it touched.)
+        let longest = Self.paddedTokens(sentences: 1, sourceLength: s, targetLength: t)
+        let sentences = max(1, min(size, sourceLengths.count, options.maxPassTokens / longest))
+        let length = max(longest, (options.maxPassTokens + sentences - 1) / sentences)
+        model.warmUp(sentences: sentences, sourceLength: length, targetLength: length - 1, dropout: options.dropout,
                      labelSmoothing: options.labelSmoothing)
     }
 

@@ -182,6 +182,8 @@ extension TrainingOptions {
               "Matrix products: f32 (OpenBLAS) or bf16 (oneDNN, mixed precision: the weights, optimizer, loss and sums stay f32). bf16 needs AVX-512 with bf16; without it, training runs in f32 and says so."),
         .init("accumulate", .optimization, \.accumulate, .range(1...1000),
               "Batches per update: each update sums the gradients of this many batches (Marian's --optimizer-delay, fairseq's --update-freq)."),
+        .init("max-pass-tokens", .optimization, \.maxPassTokens, .range(0...maxBatchTokens),
+              "Bounds memory: a batch that pads to more source or target tokens than this (sentences x longest) is computed in several passes whose gradients are summed, so the update is the same up to rounding. 0: whole batches."),
         .init("exponential-smoothing", .optimization, \.exponentialSmoothing, .from(0, below: 1),
               "Keep a moving average of the weights, w <- d*w + (1-d)*weights after each update, for validation and the saved model (last/ keeps the raw weights). 0: off; 0.999 averages over about the last 1,000 updates."),
 
@@ -204,7 +206,7 @@ extension TrainingOptions {
     /// The options a `--resume` may change: how long the run goes on, how it validates and what it keeps,
     /// and the learning rate (the schedule goes on from the new rate). The others make the run.
     public static let resumableKeys = ["max-updates", "max-epochs", "max-minutes", "patience", "valid-every", "valid-beam",
-                                       "valid-bleu-sentences", "log-every", "keep-last", "keep-best", "half-precision-weights",
+                                       "valid-bleu-sentences", "log-every", "keep-last", "keep-best", "half-precision-weights", "max-pass-tokens",
                                        "learning-rate"]
 
     /// Keys that older versions wrote to `training.yaml` and that no longer mean anything; reading skips

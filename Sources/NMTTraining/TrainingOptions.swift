@@ -39,6 +39,9 @@ public struct TrainingOptions: Equatable, Sendable {
     var seed: UInt64 = 1
     /// Batches whose gradients one update sums.
     var accumulate = 1
+    /// The most padded tokens one forward and backward pass holds (0: whole batches); longer batches go
+    /// in several passes whose gradients are summed. It bounds training's memory, not its results.
+    var maxPassTokens = 0
     /// The decay of the weights' moving average (0: none).
     var exponentialSmoothing: Float = 0
     // Duration and validation.

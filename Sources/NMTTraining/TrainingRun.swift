@@ -143,7 +143,10 @@ public enum TrainingRun {
             // (the training passes must not see packed weights).
             if model.trainingPrecision == .bf16 { try model.setPrecision(.bf16) }
             defer { try? model.setPrecision(.f32) }
-            let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam), workers: BLAS.threads)
+            // Batches within --max-pass-tokens positions too, so that validation needs no more memory than training.
+            let found = search.searchInBatches(sources, options: BeamSearchOptions(beamSize: beam),
+                                               maxPositions: options.maxPassTokens > 0 ? options.maxPassTokens : BeamSearch.maxBatchPositions,
+                                               workers: BLAS.threads)
             let hypotheses = try found.map { try targetSPM.decode($0[0].tokens) }
             return try BLEU().corpusScore(hypotheses: hypotheses, references: [Array(references.prefix(limit))]).score
         }

@@ -167,3 +167,44 @@ final class TrainerTests: XCTestCase {
         XCTAssertThrowsError(try ModelDirectory(directory + "/refused").saveModel(trainer.model))
     }
 }
+
+/// `--max-pass-tokens`: batches cut into passes whose gradients are summed bound memory, not results.
+final class PassTests: XCTestCase {
+    func testPassesAreCutInOrderAtTheLimit() {
+        // (source, target) lengths; a pass pads to sentences x max(longest source, longest target + 1).
+        let lengths = [(3, 4), (3, 4), (3, 4), (10, 2), (1, 1)]
+        XCTAssertEqual(Trainer.passes(count: lengths.count, limit: 12) { lengths[$0] }, [0..<2, 2..<3, 3..<4, 4..<5])
+        XCTAssertEqual(Trainer.passes(count: lengths.count, limit: 15) { lengths[$0] }, [0..<3, 3..<4, 4..<5])
+        XCTAssertEqual(Trainer.passes(count: lengths.count, limit: 0) { lengths[$0] }, [0..<5])
+        XCTAssertEqual(Trainer.passes(count: lengths.count, limit: 1) { lengths[$0] }, (0..<5).map { $0..<$0 + 1 })
+        XCTAssertEqual(Trainer.passes(count: 0, limit: 12) { lengths[$0] }, [])
+    }
+
+    func testTrainingInPassesIsTrainingInBatches() throws {
+        func run(maxPassTokens: Int) throws -> (trainer: Trainer, train: [Double], valid: [Double]) {
+            var options = TrainerTests.tinyOptions()
+            options.maxPassTokens = maxPassTokens
+            let directory = NSTemporaryDirectory() + "swiftnmt-passes-\(UUID().uuidString)"
+            addTeardownBlock { try? FileManager.default.removeItem(atPath: directory) }
+            let trainer = try TrainerTests.makeTrainer(options, directory: directory)
+            var train: [Double] = [], valid: [Double] = []
+            trainer.onEvent = { event in
+                if event.kind == .train, let l = event.loss { train.append(l) }
+                if event.kind == .valid, let l = event.loss { valid.append(l) }
+            }
+            try trainer.run()
+            return (trainer, train, valid)
+        }
+        // Batches of 16 sentences of 2-9 tokens pad to up to 160 target tokens: at 30, most take several passes.
+        let whole = try run(maxPassTokens: 0), cut = try run(maxPassTokens: 30)
+        XCTAssertEqual(whole.trainer.passesRun, 40)
+        XCTAssertGreaterThan(cut.trainer.passesRun, 3 * 40)
+        XCTAssertEqual(whole.train.count, cut.train.count)
+        XCTAssertEqual(whole.valid.count, cut.valid.count)
+        XCTAssertGreaterThan(whole.valid.count, 2)
+        for (a, b) in zip(whole.train + whole.valid, cut.train + cut.valid) { XCTAssertEqual(a, b, accuracy: 1e-5 * abs(a)) }
+        let wa = whole.trainer.model.parameters.storage.array, wb = cut.trainer.model.parameters.storage.array
+        let largest = wa.map(abs).max()!, worst = zip(wa, wb).map { abs($0 - $1) }.max()!
+        XCTAssertLessThan(worst, 1e-4 * largest, "weights differ by \(worst) (largest \(largest))")
+    }
+}
