@@ -53,11 +53,11 @@ final class Decoder {
     var embed: Int { w.deepOutput.embedSize }
     var context: Int { w.conditionalGRU.contextSize }
 
-    private func reserve(steps: Int, batch: Int, sourceSteps: Int) {
+    private func reserve(steps: Int, batch: Int, sourceSteps: Int, logitRows: Int?) {
         self.steps = steps; self.batch = batch; self.sourceSteps = sourceSteps
         let rows = steps * batch, d = hidden, a = w.conditionalGRU.attentionSize
         conditional.reserve(w.conditionalGRU, steps: steps, batch: batch, sourceSteps: sourceSteps, gradients: true)
-        deep.reserve(w.deepOutput, rows: rows, gradients: true)
+        deep.reserve(w.deepOutput, rows: rows, gradients: true, logitRows: logitRows)
         for (buffer, size) in [(initialMean, batch * context), (keys, sourceSteps * batch * a), (targetEmbedded, rows * embed),
                                (gru1InputProjection, rows * 3 * d), (dTopStates, rows * d), (dConditionalStates, rows * d),
                                (dStackScratch, rows * d), (dInitial, batch * d), (dStackInitial, batch * d),
@@ -71,10 +71,11 @@ final class Decoder {
         stacked.last?.output(0) ?? conditional.states.pointer + batch * hidden
     }
 
-    /// Runs the decoder over the whole target prefix and leaves the logits [Tt·B, Vt] in `logits`.
+    /// Runs the decoder over the whole target prefix and leaves the logits [Tt·B, Vt] in `logits`; with
+    /// `outputChunkRows`, it stops before the output layer, which `loss` then runs that many rows at a time.
     func forward(_ p: ParameterBuffer, annotations: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>, sourceSteps: Int,
-                 targetInput: UnsafePointer<Int32>, steps: Int, batch: Int, dropout: DropoutKeys) {
-        reserve(steps: steps, batch: batch, sourceSteps: sourceSteps)
+                 targetInput: UnsafePointer<Int32>, steps: Int, batch: Int, dropout: DropoutKeys, outputChunkRows: Int? = nil) {
+        reserve(steps: steps, batch: batch, sourceSteps: sourceSteps, logitRows: outputChunkRows)
         let rows = steps * batch, cgru = w.conditionalGRU, g = 3 * hidden
         w.initialState.forward(p, annotations: annotations, mask: sourceMask, sourceSteps: sourceSteps, batch: batch,
                                mean: initialMean.pointer, into: conditional.states.pointer)
@@ -96,16 +97,28 @@ final class Decoder {
             below = layer.output(0)
         }
         w.deepOutput.forward(p, rows: rows, top: topStates, embedded: targetEmbedded.pointer, context: conditional.contexts.pointer,
-                             dropout: dropout, deep)
+                             dropout: dropout, deep, projectOutput: outputChunkRows == nil)
     }
 
-    /// Backward from dL/dlogits (left in `logits` by the loss), through the layers in reverse order.
+    /// The output layer and the loss after a `forward` with `outputChunkRows`, and with `grads` their backward
+    /// (see `DeepOutput.lossInChunks`). Returns the loss sum and the NLL sum.
+    func loss(_ p: ParameterBuffer, _ grads: ParameterBuffer?, chunkRows: Int, targets: UnsafePointer<Int32>, weights: UnsafePointer<Float>,
+              labelSmoothing: Float, tokenScale: Float) -> (loss: Double, nll: Double) {
+        var nll = 0.0
+        let loss = w.deepOutput.lossInChunks(p, grads, rows: steps * batch, chunkRows: chunkRows, targets: targets, weights: weights,
+                                             labelSmoothing: labelSmoothing, tokenScale: tokenScale, deep, nll: &nll)
+        return (loss, nll)
+    }
+
+    /// Backward from dL/dlogits (left in `logits` by the loss), through the layers in reverse order;
+    /// with `outputDone`, from the dL/dt that `loss` left (it has done the output layer's backward).
     /// Accumulates parameter gradients and adds dL/dannotations into `dAnnotations` [Ts·B, C] (which the
     /// caller zeroes first).
     func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, annotations: UnsafePointer<Float>,
-                  sourceMask: UnsafePointer<Float>, targetInput: UnsafePointer<Int32>, dAnnotations: UnsafeMutablePointer<Float>) {
+                  sourceMask: UnsafePointer<Float>, targetInput: UnsafePointer<Int32>, dAnnotations: UnsafeMutablePointer<Float>,
+                  outputDone: Bool = false) {
         let rows = steps * batch, d = hidden, bd = batch * d, cgru = w.conditionalGRU, uw = w.deepOutput.inputWidth
-        w.deepOutput.backward(p, grads, rows: rows, deep)
+        w.deepOutput.backward(p, grads, rows: rows, deep, outputDone: outputDone)
         // dU = [ds_top; dy; dctx]: the first two parts are gathered here, dctx is read step by step below.
         let du = deep.dInput.pointer
         for r in 0..<rows {

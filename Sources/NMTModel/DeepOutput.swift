@@ -26,10 +26,11 @@ struct DeepOutput: Sendable {
         /// What the output projection reads: t, after dropout when there is any.
         var projected: UnsafeMutablePointer<Float> { hiddenDropout.active ? hiddenDropped.pointer : hidden.pointer }
 
-        func reserve(_ layer: DeepOutput, rows: Int, gradients: Bool) {
+        /// `logitRows`: the rows of logits held at once (all of them, unless the loss goes in chunks).
+        func reserve(_ layer: DeepOutput, rows: Int, gradients: Bool, logitRows: Int? = nil) {
             input.reserve(rows * layer.inputWidth)
             hidden.reserve(rows * layer.embedSize)
-            logits.reserve(rows * layer.vocabSize)
+            logits.reserve(min(rows, logitRows ?? rows) * layer.vocabSize)
             guard gradients else { return }
             hiddenDropped.reserve(rows * layer.embedSize)
             dHidden.reserve(rows * layer.embedSize)
@@ -44,9 +45,11 @@ struct DeepOutput: Sendable {
         let packed: PackedMatrix?
     }
 
-    /// With `output`, the logits are those of its columns only [N, count].
+    /// With `output`, the logits are those of its columns only [N, count]. Without `projectOutput`, it stops
+    /// at t and leaves the output layer to `lossInChunks`.
     func forward(_ p: ParameterBuffer, rows: Int, top: UnsafePointer<Float>, embedded: UnsafePointer<Float>,
-                 context: UnsafePointer<Float>, dropout: DropoutKeys, _ a: Activations, output: Columns? = nil) {
+                 context: UnsafePointer<Float>, dropout: DropoutKeys, _ a: Activations, output: Columns? = nil,
+                 projectOutput: Bool = true) {
         let d = hiddenSize, e = embedSize, c = contextSize, uw = inputWidth, u = a.input.pointer
         for r in 0..<rows {
             (u + r * uw).update(from: top + r * d, count: d)
@@ -65,6 +68,7 @@ struct DeepOutput: Sendable {
             a.hiddenDropped.pointer.update(from: a.hidden.pointer, count: rows * e)
             a.hiddenDropout.apply(a.hiddenDropped.pointer, count: rows * e)
         }
+        guard projectOutput else { return }
         if let output {
             if let packed = output.packed {
                 packed.linear(a.projected, rows: rows, ldx: e, bias: output.bias, into: a.logits.pointer, ldy: output.count)
@@ -78,11 +82,39 @@ struct DeepOutput: Sendable {
                     into: a.logits.pointer)
     }
 
-    /// Backward from dL/dlogits (left in `a.logits` by the loss) to dL/dU in `a.dInput`.
-    func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, rows: Int, _ a: Activations) {
+    /// The output layer and the label-smoothed cross-entropy over `rows` rows of t (after a forward without
+    /// `projectOutput`), `chunkRows` rows at a time so that the logits [N, Vt] are never held whole: each
+    /// chunk's logits are computed, turned into dL/dlogits by the loss and, with `grads`, taken back through
+    /// the output layer at once (dW_out, db_out and the chunk's rows of dL/dt into `a.dHidden`).
+    /// Returns the loss summed over the rows (weighted by `weights`) and adds the NLL into `nll`.
+    func lossInChunks(_ p: ParameterBuffer, _ grads: ParameterBuffer?, rows: Int, chunkRows: Int, targets: UnsafePointer<Int32>,
+                      weights: UnsafePointer<Float>, labelSmoothing: Float, tokenScale: Float, _ a: Activations,
+                      nll: inout Double) -> Double {
+        let e = embedSize, v = vocabSize
+        var loss = 0.0
+        for start in stride(from: 0, to: rows, by: chunkRows) {
+            let n = min(chunkRows, rows - start), t = a.projected + start * e
+            p.linear(t, rows: n, inputs: e, weight: outputWeight, bias: p[outputBias], outputs: v, into: a.logits.pointer)
+            var chunkNLL = 0.0
+            loss += nmt_label_smoothed_xent(a.logits.pointer, Int32(n), Int32(v), targets + start, weights + start, labelSmoothing,
+                                            tokenScale, &chunkNLL)
+            nll += chunkNLL
+            guard let grads else { continue }
+            BLAS.linearBackward(t, rows: n, inputs: e, weight: p[outputWeight], outputs: v, dy: a.logits.pointer,
+                                dWeight: grads[outputWeight], dBias: grads[outputBias], dx: a.dHidden.pointer + start * e,
+                                accumulateDx: false)
+        }
+        return loss
+    }
+
+    /// Backward from dL/dlogits (left in `a.logits` by the loss) to dL/dU in `a.dInput`; with
+    /// `outputDone`, from dL/dt, which `lossInChunks` left in `a.dHidden`.
+    func backward(_ p: ParameterBuffer, _ grads: ParameterBuffer, rows: Int, _ a: Activations, outputDone: Bool = false) {
         let d = hiddenSize, e = embedSize, uw = inputWidth
-        BLAS.linearBackward(a.projected, rows: rows, inputs: e, weight: p[outputWeight], outputs: vocabSize, dy: a.logits.pointer,
-                            dWeight: grads[outputWeight], dBias: grads[outputBias], dx: a.dHidden.pointer, accumulateDx: false)
+        if !outputDone {
+            BLAS.linearBackward(a.projected, rows: rows, inputs: e, weight: p[outputWeight], outputs: vocabSize, dy: a.logits.pointer,
+                                dWeight: grads[outputWeight], dBias: grads[outputBias], dx: a.dHidden.pointer, accumulateDx: false)
+        }
         a.hiddenDropout.backward(a.dHidden.pointer, count: rows * e)
         nmt_tanh_backward(a.hidden.pointer, a.dHidden.pointer, a.dHidden.pointer, rows * e)
         BLAS.linearBackward(a.input.pointer, rows: rows, inputs: uw, weight: p[weight], outputs: e, dy: a.dHidden.pointer,

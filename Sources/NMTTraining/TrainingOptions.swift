@@ -41,7 +41,7 @@ public struct TrainingOptions: Equatable, Sendable {
     var accumulate = 1
     /// The most padded tokens one forward and backward pass holds (0: whole batches); longer batches go
     /// in several passes whose gradients are summed. It bounds training's memory, not its results.
-    var maxPassTokens = 0
+    var maxPassTokens = 1536
     /// The decay of the weights' moving average (0: none).
     var exponentialSmoothing: Float = 0
     // Duration and validation.
