@@ -402,7 +402,7 @@ public final class Trainer {
                 // Pass by pass into a sum of their own: train() overwrites the gradients.
                 gradientSum.reserve(model.gradients.count)
                 let sum = gradientSum.pointer, g = model.gradients.storage.pointer
-                if slices == 1 { sum.update(from: g, count: model.gradients.count) } else { for i in 0..<model.gradients.count { sum[i] += g[i] } }
+                if slices == 1 { sum.update(from: g, count: model.gradients.count) } else { BLAS.axpy(model.gradients.count, x: g, y: sum) }
             }
         }
         if slices == 0 { model.gradients.zero() }  // a batch smaller than the number of processes left none here
