@@ -55,7 +55,7 @@ package final class Scheduler: @unchecked Sendable {
     private let condition = NSCondition()
     // Under `condition`:
     private var waiting: [Int: Sentence] = [:]
-    private var waitingOrder: [Int] = []
+    private var waitingOrder = TagQueue()
     /// Sentences in a batch, and the worker whose batch.
     private var decoding: [Int: (sentence: Sentence, worker: Int)] = [:]
     /// Per worker, its sentences whose requests went away.
@@ -211,5 +211,33 @@ package final class Scheduler: @unchecked Sendable {
                 }
             }
         }
+    }
+}
+
+/// Tags in arrival order. Taking the first is O(1) (a head index into the storage, which is compacted
+/// once more than half of it has been taken), so admitting from a long queue costs no shifting.
+private struct TagQueue {
+    private var storage: [Int] = []
+    private var head = 0
+
+    var count: Int { storage.count - head }
+    var isEmpty: Bool { head == storage.count }
+    var first: Int? { isEmpty ? nil : storage[head] }
+
+    mutating func append(_ tag: Int) { storage.append(tag) }
+
+    mutating func removeFirst() {
+        precondition(!isEmpty)
+        head += 1
+        if head >= 64 && 2 * head >= storage.count {
+            storage.removeFirst(head)
+            head = 0
+        }
+    }
+
+    mutating func removeAll(where shouldRemove: (Int) -> Bool) {
+        storage.removeFirst(head)
+        head = 0
+        storage.removeAll(where: shouldRemove)
     }
 }

@@ -32,6 +32,8 @@ public struct TranslationServer {
     public var models: [ModelSpec] = []
     /// The matrix products' precision (as resolved for this CPU).
     public var precision: Precision = .f32
+    /// Beam search over each model's lexical shortlist, of these sizes (`Translator.useShortlist`); nil: the whole vocabulary.
+    public var shortlist: (frequent: Int, translations: Int)?
     public var host = "127.0.0.1"
     public var port = 8080
     /// Decoder threads per model.
@@ -63,7 +65,7 @@ public struct TranslationServer {
         var served: [ServedModel] = []
         for spec in models {
             let model = try ServedModel.load(directories: spec.directories, pair: spec.pair, workers: workers, limits: limits, metrics: metrics,
-                                             precision: precision)
+                                             precision: precision, shortlist: shortlist)
             if served.contains(where: { $0.sourceLang == model.sourceLang && $0.targetLang == model.targetLang }) {
                 throw ServeError(500, "two models for \(model.sourceLang)-\(model.targetLang): give one --model per language pair")
             }

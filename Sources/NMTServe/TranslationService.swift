@@ -63,9 +63,12 @@ package final class ServedModel: @unchecked Sendable {
     /// Loads a model (or an ensemble) and starts its scheduler. `pair` names the languages where the
     /// model directory does not (vocabulary.json of an older mt-train); given, it must agree with it.
     package static func load(directories: [String], pair: (source: String, target: String)?, workers: Int,
-                             limits: Scheduler.Limits, metrics: ServeMetrics?, precision: Precision = .f32) throws -> ServedModel {
+                             limits: Scheduler.Limits, metrics: ServeMetrics?, precision: Precision = .f32,
+                             shortlist: (frequent: Int, translations: Int)? = nil) throws -> ServedModel {
         let translator = try Translator(modelDirectories: directories)
         try translator.setPrecision(precision)
+        // Before the scheduler: its workers' decoders are replicas of the translator's, shortlist included.
+        if let shortlist { try translator.useShortlist(frequent: shortlist.frequent, translations: shortlist.translations) }
         guard let languages = pair ?? translator.languages else {
             throw ServeError(500, "\(directories[0]) does not record its languages: name them, e.g. --model en-de=\(directories[0])")
         }

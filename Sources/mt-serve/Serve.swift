@@ -82,6 +82,8 @@ struct Serve: AsyncParsableCommand {
 
     @OptionGroup var precision: PrecisionOption
 
+    @OptionGroup var shortlist: ShortlistOption
+
     func validate() throws {
         guard !model.isEmpty else { throw ValidationError("Missing expected argument '--model <DIR>'") }
         for spec in model where TranslationServer.ModelSpec(parsing: spec) == nil {
@@ -121,6 +123,7 @@ struct Serve: AsyncParsableCommand {
         server.maxSourceLength = maxSourceLength
         server.logLevel = logLevel
         server.precision = precision.resolved(for: "mt-serve")
+        server.shortlist = shortlist.sizes
         do {
             if let apiKeys {
                 let text = try String(contentsOfFile: apiKeys, encoding: .utf8)

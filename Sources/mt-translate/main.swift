@@ -85,14 +85,7 @@ struct Translate: ParsableCommand {
 
     @OptionGroup var precision: PrecisionOption
 
-    @Flag(help: "Decode over a lexical shortlist (the model directory's shortlist.txt, written by mt-shortlist): each sentence may use only the most frequent target pieces and the likeliest translations of its source pieces, so the output layer, softmax and top-k run over far fewer pieces.")
-    var shortlist = false
-
-    @Option(help: "With --shortlist: how many of the most frequent target pieces every sentence may use.")
-    var shortlistFrequent = 1000
-
-    @Option(help: "With --shortlist: how many likeliest translations of each source piece a sentence may use.")
-    var shortlistTranslations = 20
+    @OptionGroup var shortlist: ShortlistOption
 
     @Flag(help: "At the end, print sentences per second, peak memory and the precision and instruction set that ran to stderr.")
     var stats = false
@@ -124,9 +117,8 @@ struct Translate: ParsableCommand {
         } else if topK != 0 || temperature != 1 || seed != 1 {
             throw ValidationError("--top-k, --temperature and --seed go with --sample")
         }
-        if shortlist && sample { throw ValidationError("--shortlist goes with beam search, not --sample (which draws from the whole vocabulary)") }
-        guard shortlistFrequent >= 0 && shortlistTranslations >= 0 else {
-            throw ValidationError("--shortlist-frequent and --shortlist-translations must not be negative")
+        if shortlist.shortlist && sample {
+            throw ValidationError("--shortlist goes with beam search, not --sample (which draws from the whole vocabulary)")
         }
         guard heatmapLine >= 1 else { throw ValidationError("--heatmap-line must be at least 1") }
         guard batchSize * beamSize <= Self.maxHypotheses else {
@@ -146,10 +138,8 @@ struct Translate: ParsableCommand {
         BLAS.threads = threads.count
         let translator = try Failure.during("cannot load the model") { try Translator(modelDirectories: model) }
         try Failure.during("cannot use \(precision.precision) products") { try translator.setPrecision(precision.resolved(for: "mt-translate")) }
-        if shortlist {
-            try Failure.during("cannot load the shortlist") {
-                try translator.useShortlist(frequent: shortlistFrequent, translations: shortlistTranslations)
-            }
+        if let sizes = shortlist.sizes {
+            try Failure.during("cannot load the shortlist") { try translator.useShortlist(frequent: sizes.frequent, translations: sizes.translations) }
         }
         var search = BeamSearchOptions(beamSize: sample ? 1 : beamSize, lengthPenalty: lengthPenalty, maxLengthRatio: maxLengthRatio,
                                        maxOutputLength: maxOutputLength, nBest: max(1, nBest), alignments: alignment || heatmap != nil)

@@ -80,6 +80,28 @@ final class InFlightSearchTests: XCTestCase {
         for i in sources.indices { assertSame(again[i], expected[i], "sentence \(i), second run") }
     }
 
+    /// Over a shortlist (each sentence its own candidates, the batch their union, changing as sentences
+    /// join and leave), joining sentences still find what they find alone over it.
+    func testSentencesJoiningOverAShortlistFindWhatTheyFindAlone() throws {
+        let model = try tinyModel(seed: 7)
+        let sources = randomSources(12, seed: 9)
+        var shortlist = Shortlist.build(pairs: randomSources(200, seed: 10).map { (source: $0, target: Array($0.reversed())) },
+                                        sourceVocabSize: 40, targetVocabSize: 40)
+        shortlist.frequentCount = 3
+        shortlist.translationCount = 2
+        let options = sources.indices.map { BeamSearchOptions(beamSize: [1, 3, 5][$0 % 3]) }
+        let decoder = IncrementalDecoder(model: model)
+        decoder.shortlist = shortlist
+        let alone = BeamSearch(decoder: decoder.replica())
+        let expected = sources.indices.map { alone.search([sources[$0]], options: options[$0])[0] }
+        let whole = BeamSearch(model: model)
+        XCTAssertNotEqual(expected.map { $0[0].tokens }, sources.indices.map { whole.search([sources[$0]], options: options[$0])[0][0].tokens },
+                          "the shortlist changes some translations")
+        let found = runInFlight(SearchBatch(decoder: decoder), sources, options: options,
+                                joinStep: sources.indices.map { [0, 0, 2, 3, 3, 5, 1, 8, 0, 4, 12, 6][$0] })
+        for i in sources.indices { assertSame(found[i], expected[i], "sentence \(i)") }
+    }
+
     func testSentencesLeavingUnfinishedChangeNothingForTheOthers() throws {
         let model = try tinyModel(seed: 9)
         let sources = randomSources(10, seed: 10, longest: 20)

@@ -58,13 +58,31 @@ final class ServeTests: XCTestCase {
     /// Every line sent as its own request, all at once, so that they share batches in flight: each answer
     /// is mt-translate's line, and its score is mt-translate's.
     func testConcurrentRequestsAnswerWhatMtTranslatePrints() async throws {
-        let lines = Self.lines
-        let expected = try Executables.run("mt-translate", ["--model", ScoreTests.shippedModel, "--scores"],
+        try await assertConcurrentRequestsAnswer(try Self.mtTranslate([]))
+    }
+
+    /// The same over the model's lexical shortlist (`mt-serve --shortlist`, small enough here to change
+    /// translations): every answer is `mt-translate --shortlist`'s line.
+    func testWithAShortlistTheAnswersAreMtTranslatesWithIt() async throws {
+        let shortlisted = try Self.mtTranslate(["--shortlist", "--shortlist-frequent", "100", "--shortlist-translations", "10"])
+        XCTAssertNotEqual(shortlisted, try Self.mtTranslate([]), "the shortlist changes some translations")
+        try await assertConcurrentRequestsAnswer(shortlisted) { $0.shortlist = (frequent: 100, translations: 10) }
+    }
+
+    /// mt-translate's lines (with scores) for `lines`, with these options.
+    private static func mtTranslate(_ options: [String]) throws -> [String] {
+        let expected = try Executables.run("mt-translate", ["--model", ScoreTests.shippedModel, "--scores"] + options,
                                            input: Data((lines.joined(separator: "\n") + "\n").utf8))
         XCTAssertEqual(expected.status, 0, expected.errors)
         let expectedLines = expected.output.split(separator: "\n", omittingEmptySubsequences: false).dropLast().map(String.init)
         XCTAssertEqual(expectedLines.count, lines.count)
-        let service = try makeServer()
+        return expectedLines
+    }
+
+    private func assertConcurrentRequestsAnswer(_ expectedLines: [String],
+                                                configure: (inout TranslationServer) -> Void = { _ in }) async throws {
+        let lines = Self.lines
+        let service = try makeServer(configure)
         let app = Application(router: Routes.router(service))
         try await app.test(.router) { client in
             let answers = try await withThrowingTaskGroup(of: (Int, String, String).self) { group in
