@@ -31,7 +31,8 @@ final class Decoder {
     let gru1InputProjection = FloatBuffer(count: 0)
     let conditional = ConditionalGRUActivations()
     let deep = DeepOutput.Activations()
-    /// The logits [Tt·B, Vt] after `forward`; the loss overwrites them with dL/dlogits.
+    /// The logits [Tt·B, Vt] after a `forward` without `outputChunkRows` (training's passes hold one chunk
+    /// of them at a time instead, in `loss`); the loss overwrites them with dL/dlogits.
     var logits: FloatBuffer { deep.logits }
 
     // Gradients.

@@ -17,7 +17,7 @@ struct DeepOutput: Sendable {
         let hidden = FloatBuffer(count: 0)         // t before dropout
         let hiddenDropped = FloatBuffer(count: 0)  // t after dropout (written only when dropout is on)
         let stateDropout = Dropout(site: 3), hiddenDropout = Dropout(site: 4)
-        /// The logits; the loss overwrites them with dL/dlogits.
+        /// The logits (in training, one chunk of rows of them); the loss overwrites them with dL/dlogits.
         let logits = FloatBuffer(count: 0)
         let dHidden = FloatBuffer(count: 0)
         /// dL/dU [N, D+E+C], the s_top part with the dropout mask applied.
