@@ -10,7 +10,8 @@
 #   - with the preprocessed corpus (DATA), data-parallel training: mt-train on one process against
 #     mpirun -np 2 with one BLAS thread each, and the all-reduce of one update's gradients
 #     (scripts/bench-mpi.sh; its keys go into the JSON as train_tokens_per_second_single,
-#     train_tokens_per_second_mpi2, mpi_speedup, allreduce_ms_per_update, allreduce_bytes).
+#     train_tokens_per_second_mpi2, mpi_speedup, mpi_speedup_without_communication,
+#     train_flop_utilization_{single,mpi2}, mpi_speedup_at_full_sgemm, allreduce_ms_per_update, allreduce_bytes).
 # Usage: scripts/bench.sh [--json] [--threads N] [--batches N]
 # Environment: MODEL (default checkpoints/multi30k-en-de), MULTI30K_DIR (corpus with raw/*.gz, or
 # data/multi30k with plain files), DATA (an mt-preprocess directory of Multi30k en-de for real batches).
@@ -57,7 +58,12 @@ if [ -f "$data/manifest.json" ]; then
 import json, sys
 m = json.loads(sys.argv[1])
 print(json.dumps({"train_tokens_per_second_single": m["one_process_all_cores"], "train_tokens_per_second_mpi2": m["mpirun_one_per_core"],
-                  "mpi_speedup": m["mpi_over_one_process"], "allreduce_ms_per_update": m["allreduce_ms"],
+                  "mpi_speedup": m["mpi_over_one_process"],
+                  # The speed-up that N processes with no communication at all reach on this machine: the ceiling of mpi_speedup.
+                  "mpi_speedup_without_communication": m["independent_over_one_process"],
+                  # FLOP utilization of the two runs (of the sgemm rate of all cores), and the speed-up at 100 %.
+                  "train_flop_utilization_single": m["flop_utilization_one_process"], "train_flop_utilization_mpi2": m["flop_utilization_mpi"],
+                  "mpi_speedup_at_full_sgemm": m["mpi_over_one_process_at_full_sgemm"], "allreduce_ms_per_update": m["allreduce_ms"],
                   "allreduce_bytes": 4 * m["parameters"]}))' "$mpi")
     echo "data-parallel training: $mpi_json" >&2
 else

@@ -9,6 +9,8 @@
 #   MAX_MINUTES     training time limit (default 90)
 #   TRAIN_ARGS      more mt-train flags, over scripts/multi30k.yaml (e.g. "--exponential-smoothing 0.999")
 #   WORK            working directory (default runs/multi30k-SRC-TGT[-tok])
+#   CORPUS          take the text from this directory (train, val, test_2016_flickr .SRC/.TGT) and skip
+#                   the data stage: scripts/distill-multi30k.sh trains on a corpus of its own this way
 #   STAGES          which stages to run (default "data preprocess train test")
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -19,11 +21,11 @@ suffix=""; [ "$tok" = 1 ] && suffix="-tok"
 work="${WORK:-runs/multi30k-$src-$tgt$suffix}"
 stages="${STAGES:-data preprocess train test}"
 bin=.build/release
-raw="data/multi30k"
+raw="${CORPUS:-data/multi30k}"
 [ -x "$bin/mt-train" ] || SETUP_SKIP_BUILD=0 bash scripts/setup.sh
 mkdir -p "$work"
 
-if [[ " $stages " == *" data "* ]]; then
+if [[ " $stages " == *" data "* ]] && [ -z "${CORPUS:-}" ]; then
     if [ "$tok" = 1 ]; then
         from="${MULTI30K_FROM:?MULTI30K_TOK=1 needs MULTI30K_FROM (the raw/ directory beside tok/)}/../tok"
         raw="$work/corpus"; mkdir -p "$raw"
@@ -34,7 +36,7 @@ if [[ " $stages " == *" data "* ]]; then
         bash scripts/get-multi30k.sh ${MULTI30K_FROM:+--from "$MULTI30K_FROM"} "$raw"
     fi
 fi
-[ "$tok" = 1 ] && raw="$work/corpus"
+[ "$tok" = 1 ] && [ -z "${CORPUS:-}" ] && raw="$work/corpus"
 
 if [[ " $stages " == *" preprocess "* ]]; then
     tests="$raw/test_2016_flickr"

@@ -49,6 +49,12 @@ public final class ProcessGroup: @unchecked Sendable {
         }
     }
 
+    /// Replaces each of `count` numbers on every process by its sum over the processes.
+    public func sum(_ values: UnsafeMutablePointer<Double>, count: Int) {
+        guard usesMPI, size > 1 else { return }
+        check(nmt_mpi_sum_doubles(values, Int32(count)), "all-reduce")
+    }
+
     /// The sum over the processes of each entry, on every process.
     public func sum(_ values: [Double]) -> [Double] {
         guard usesMPI, size > 1 else { return values }

@@ -407,7 +407,10 @@ private struct SentenceBeam {
     /// Log-probabilities only fall, so with α = 0 no alive hypothesis can overtake a finished one that
     /// already scores higher; with α > 0 this is the usual approximation (the bound at the current length).
     private func bestFinishedBeatsAlive(alive: [Float]) -> Bool {
-        guard let best = finished.map(\.score).max(), let bestAlive = alive.max(), bestAlive > -.infinity else { return false }
-        return lengthPenalty == 0 && best >= bestAlive
+        // A loop, not finished.map(\.score).max(): this runs for every sentence at every step, and must not allocate.
+        guard lengthPenalty == 0, !finished.isEmpty, let bestAlive = alive.max(), bestAlive > -.infinity else { return false }
+        var best = -Float.infinity
+        for f in finished { best = max(best, f.score) }
+        return best >= bestAlive
     }
 }

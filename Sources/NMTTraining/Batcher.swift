@@ -7,8 +7,9 @@ protocol TokenSequences {
     func tokens(_ i: Int) -> UnsafeBufferPointer<Int32>
     /// Every sequence's length, 2 bytes each (per-pair memory stays small on corpora of millions).
     func sentenceLengths() throws -> [UInt16]
-    /// A copy of sequence `i`, read in the way that keeps the least of the corpus in memory.
-    func readTokens(_ i: Int) throws -> [Int32]
+    /// Sequence `i` into `ids` (replacing its contents), read in the way that keeps the least of the
+    /// corpus in memory.
+    func readTokens(_ i: Int, into ids: inout [Int32]) throws
 }
 
 extension TokenSequences {
@@ -21,7 +22,10 @@ extension TokenSequences {
         }
     }
 
-    func readTokens(_ i: Int) throws -> [Int32] { Array(tokens(i)) }
+    func readTokens(_ i: Int, into ids: inout [Int32]) throws {
+        ids.removeAll(keepingCapacity: true)
+        ids.append(contentsOf: tokens(i))
+    }
 }
 
 extension TokenDataset: TokenSequences {}

@@ -113,6 +113,8 @@ public final class Trainer {
     let processes: ProcessGroup
     /// The gradients of an update's passes so far, when it has more than one (`--accumulate`, `--max-pass-tokens`).
     private let gradientSum = FloatBuffer(count: 0)
+    /// What an update builds, kept from one update to the next so that the loop does not allocate.
+    private let workspace = UpdateWorkspace()
     /// Forward and backward passes run so far (more than the updates when batches are cut into passes).
     package private(set) var passesRun = 0
     let directory: String
@@ -322,8 +324,8 @@ public final class Trainer {
             let batches = Batcher.epochBatches(sourceLengths: sourceLengths, targetLengths: targetLengths,
                                                size: options.batchSize, seed: options.seed, epoch: state.epoch)
             while state.batchInEpoch < batches.count {
-                let group = (state.batchInEpoch..<min(batches.count, state.batchInEpoch + options.accumulate)).map { batches[$0] }
-                let (result, interrupted, timeUp) = try trainUpdate(on: group, stopRequested: stopFlag.isSet,
+                let group = state.batchInEpoch..<min(batches.count, state.batchInEpoch + options.accumulate)
+                let (result, interrupted, timeUp) = try trainUpdate(on: batches, group: group, stopRequested: stopFlag.isSet,
                                                                     timeUp: options.maxMinutes > 0 && elapsed() >= options.maxMinutes * 60)
                 state.batchInEpoch += group.count
                 state.update += 1
@@ -372,33 +374,52 @@ public final class Trainer {
         }
     }
 
-    /// One update's forward and backward passes. This process computes its share of each batch of `group`
-    /// (the positions p of a batch with p mod N = rank, N processes), each sentence with the dropout masks
-    /// of its position, scaled by the whole group's target tokens; the gradients are summed over the
-    /// group's batches (`--accumulate`) and then over the processes, so every process ends with the
-    /// gradients one process would compute for the whole group. Returns the whole job's loss and tokens,
-    /// and whether any process was asked to stop or ran out of time: decisions all must take together.
-    private func trainUpdate(on group: [ArraySlice<UInt32>], stopRequested: Bool, timeUp: Bool) throws
+    /// One update's forward and backward passes. This process computes its share of each batch of the
+    /// group `batches[group]` (the positions p of a batch with p mod N = rank, N processes), each sentence
+    /// with the dropout masks of its position, scaled by the whole group's target tokens; the gradients are
+    /// summed over the group's batches (`--accumulate`) and then over the processes, so every process ends
+    /// with the gradients one process would compute for the whole group. Returns the whole job's loss and
+    /// tokens, and whether any process was asked to stop or ran out of time: decisions all must take together.
+    /// After the first updates it allocates nothing: the passes, the batch, the sentences read and the
+    /// dropout keys live in `workspace`, whose arrays keep their capacity.
+    private func trainUpdate(on batches: EpochBatches, group: Range<Int>, stopRequested: Bool, timeUp: Bool) throws
         -> (result: LossResult, interrupted: Bool, timeUp: Bool) {
         let seed = state.rng.next()
-        let tokens = group.reduce(0) { total, batch in batch.reduce(total) { $0 + Int(targetLengths[Int($1)]) + 1 } }
+        var tokens = 0
+        for k in group { for pair in batches[k] { tokens += Int(targetLengths[Int(pair)]) + 1 } }
         let scale = 1 / Float(max(tokens, 1))
         var local = LossResult(lossSum: 0, nllSum: 0, tokens: 0)
         var slices = 0
-        let updatePasses = group.enumerated().flatMap { k, batch in
-            passes(of: batch).map { (k, batch, $0) }
-        }
-        for (k, batch, positions) in updatePasses {
-            let pairs = positions.map { Int(batch[batch.startIndex + $0]) }
-            let slice = Batch(sources: try pairs.map { try trainSource.readTokens($0) }, targets: try pairs.map { try trainTarget.readTokens($0) })
-            let keys = DropoutKeys(rate: options.dropout, seed: seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15, sentences: positions.map { UInt64($0) })
-            let result = model.train(slice, dropout: keys, labelSmoothing: options.labelSmoothing, tokenScale: scale)
+        let w = workspace
+        w.positions.removeAll(keepingCapacity: true)
+        w.passes.removeAll(keepingCapacity: true)
+        for k in group { appendPasses(of: batches[k], batch: k - group.lowerBound) }
+        for (k, range) in w.passes {
+            let batch = batches[group.lowerBound + k]
+            var longestSource = 0, longestTarget = 0
+            for i in range {
+                let pair = Int(batch[batch.startIndex + w.positions[i]])
+                longestSource = max(longestSource, Int(sourceLengths[pair]))
+                longestTarget = max(longestTarget, Int(targetLengths[pair]))
+            }
+            w.batch.reset(size: range.count, sourceSteps: longestSource, targetSteps: longestTarget + 1)
+            w.dropout.rate = options.dropout
+            w.dropout.seed = seed &+ UInt64(k) &* 0x9E37_79B9_7F4A_7C15
+            w.dropout.sentences.removeAll(keepingCapacity: true)
+            for (column, i) in range.enumerated() {
+                let pair = Int(batch[batch.startIndex + w.positions[i]])
+                try trainSource.readTokens(pair, into: &w.source)
+                try trainTarget.readTokens(pair, into: &w.target)
+                w.batch.setSentence(column, source: w.source, target: w.target)
+                w.dropout.sentences.append(UInt64(w.positions[i]))
+            }
+            let result = model.train(w.batch, dropout: w.dropout, labelSmoothing: options.labelSmoothing, tokenScale: scale)
             local.lossSum += result.lossSum
             local.nllSum += result.nllSum
             local.tokens += result.tokens
             slices += 1
             passesRun += 1
-            if updatePasses.count > 1 {
+            if w.passes.count > 1 {
                 // Pass by pass into a sum of their own: train() overwrites the gradients.
                 gradientSum.reserve(model.gradients.count)
                 let sum = gradientSum.pointer, g = model.gradients.storage.pointer
@@ -408,7 +429,9 @@ public final class Trainer {
         if slices == 0 { model.gradients.zero() }  // a batch smaller than the number of processes left none here
         if slices > 1 { model.gradients.storage.pointer.update(from: gradientSum.pointer, count: model.gradients.count) }
         processes.sum(model.gradients.storage.pointer, count: model.gradients.count)
-        let totals = processes.sum([local.lossSum, local.nllSum, Double(local.tokens), stopRequested ? 1 : 0, timeUp ? 1 : 0])
+        let totals = w.totals
+        (totals[0], totals[1], totals[2], totals[3], totals[4]) = (local.lossSum, local.nllSum, Double(local.tokens), stopRequested ? 1 : 0, timeUp ? 1 : 0)
+        processes.sum(totals, count: 5)
         return (LossResult(lossSum: totals[0], nllSum: totals[1], tokens: Int(totals[2])), totals[3] > 0, totals[4] > 0)
     }
 
@@ -423,8 +446,19 @@ public final class Trainer {
     /// of the whole batch, give the batch's up to the order of float sums, in memory bounded by `limit`
     /// for the longest batches.
     static func passes(count: Int, limit: Int, lengths: (Int) -> (source: Int, target: Int)) -> [Range<Int>] {
-        guard limit > 0 else { return count == 0 ? [] : [0..<count] }
-        var passes: [Range<Int>] = [], start = 0, longestSource = 0, longestTarget = 0
+        var passes: [Range<Int>] = []
+        Self.passes(count: count, limit: limit, into: &passes, lengths: lengths)
+        return passes
+    }
+
+    /// The same into `passes`, replacing what it held (its storage is reused).
+    static func passes(count: Int, limit: Int, into passes: inout [Range<Int>], lengths: (Int) -> (source: Int, target: Int)) {
+        passes.removeAll(keepingCapacity: true)
+        guard limit > 0 else {
+            if count > 0 { passes.append(0..<count) }
+            return
+        }
+        var start = 0, longestSource = 0, longestTarget = 0
         for i in 0..<count {
             let (source, target) = lengths(i)
             let s = max(longestSource, source), t = max(longestTarget, target)
@@ -436,16 +470,19 @@ public final class Trainer {
             }
         }
         if count > start { passes.append(start..<count) }
-        return passes
     }
 
-    /// This process's positions of a batch (p mod N = rank), cut into passes of at most `--max-pass-tokens`.
-    private func passes(of batch: ArraySlice<UInt32>) -> [[Int]] {
-        let positions = Array(stride(from: processes.rank, to: batch.count, by: processes.size))
-        return Self.passes(count: positions.count, limit: options.maxPassTokens) { i in
-            let pair = Int(batch[batch.startIndex + positions[i]])
+    /// Appends this process's positions of a batch (p mod N = rank) to `workspace.positions`, and its passes
+    /// of at most `--max-pass-tokens` (ranges of those positions, tagged with the batch's place `batch` in
+    /// the update's group) to `workspace.passes`.
+    private func appendPasses(of pairs: ArraySlice<UInt32>, batch: Int) {
+        let w = workspace, first = w.positions.count
+        w.positions.append(contentsOf: stride(from: processes.rank, to: pairs.count, by: processes.size))
+        Self.passes(count: w.positions.count - first, limit: options.maxPassTokens, into: &w.ranges) { i in
+            let pair = Int(pairs[pairs.startIndex + w.positions[first + i]])
             return (Int(sourceLengths[pair]), Int(targetLengths[pair]))
-        }.map { Array(positions[$0]) }
+        }
+        for range in w.ranges { w.passes.append((batch, first + range.lowerBound..<first + range.upperBound)) }
     }
 
     /// Allocates the workspaces for the largest pass the data can produce, before the first timed update.
@@ -529,6 +566,25 @@ public final class Trainer {
         log = nil
         return reason
     }
+}
+
+/// The arrays one update fills: after the first updates they have the capacity of the largest, and
+/// refilling them allocates nothing.
+private final class UpdateWorkspace {
+    /// This process's positions in each batch of the update's group, batch after batch.
+    var positions: [Int] = []
+    /// The update's passes: a batch's place in the group and a range of `positions`.
+    var passes: [(batch: Int, range: Range<Int>)] = []
+    /// One batch's passes, as ranges of its own positions (while they are computed).
+    var ranges: [Range<Int>] = []
+    /// The pass being trained, the sentence pair being read into it, and its dropout keys.
+    var batch = Batch()
+    var source: [Int32] = [], target: [Int32] = []
+    var dropout = DropoutKeys(rate: 0, seed: 0, sentences: [])
+    /// Loss, NLL, tokens and the two stop flags, summed over the processes.
+    let totals = UnsafeMutablePointer<Double>.allocate(capacity: 5)
+
+    deinit { totals.deallocate() }
 }
 
 /// A flag set from another thread (a signal handler) and read by the training loop.

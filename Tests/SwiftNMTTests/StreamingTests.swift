@@ -156,6 +156,12 @@ final class StreamingTests: XCTestCase {
         XCTAssertEqual(try ds.sentenceLengths(), [3, 0, 1, 65_535])
         // Read with pread, as training does: the same ids as through the mapping.
         for i in 0..<ds.count { XCTAssertEqual(try ds.readTokens(i), Array(ds.tokens(i))) }
+        // Into one array kept from sentence to sentence, longest first: each read replaces all it held.
+        var ids: [Int32] = []
+        for i in [3, 0, 1, 2, 1] {
+            try ds.readTokens(i, into: &ids)
+            XCTAssertEqual(ids, Array(ds.tokens(i)))
+        }
         try TokenDatasetWriter.write(path: dir + "/long.bin", sentences: [[4], [Int32](repeating: 9, count: 65_536)])
         XCTAssertThrowsError(try TokenDataset(path: dir + "/long.bin").sentenceLengths()) { error in
             XCTAssertTrue("\(error)".contains("sentence 1 has 65536 tokens"), "\(error)")

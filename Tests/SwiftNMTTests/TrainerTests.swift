@@ -180,6 +180,29 @@ final class PassTests: XCTestCase {
         XCTAssertEqual(Trainer.passes(count: 0, limit: 12) { lengths[$0] }, [])
     }
 
+    /// The training loop refills one batch for every pass: what a larger pass left in it must not show.
+    func testARefilledBatchHoldsOnlyItsOwnSentences() {
+        let large: (sources: [[Int32]], targets: [[Int32]]) = ([[4, 5, 6, 7], [8], [9, 10, 11]], [[12, 13, 14, 15, 16], [17, 18], [19]])
+        let small: (sources: [[Int32]], targets: [[Int32]]) = ([[20], []], [[21, 22], [23]])
+        var batch = Batch()
+        for pass in [large, small] {
+            batch.reset(size: pass.sources.count, sourceSteps: pass.sources.map(\.count).max()!,
+                        targetSteps: pass.targets.map(\.count).max()! + 1)
+            for s in pass.sources.indices { batch.setSentence(s, source: pass.sources[s], target: pass.targets[s]) }
+        }
+        // Worked by hand: time-major, row t * 2 + sentence.
+        let (pad, bos, eos) = (SpecialTokens.pad, SpecialTokens.bos, SpecialTokens.eos)
+        XCTAssertEqual([batch.size, batch.sourceSteps, batch.targetSteps, batch.targetTokenCount], [2, 1, 3, 5])
+        XCTAssertEqual(batch.sourceTokens, [20, pad])
+        XCTAssertEqual(batch.sourceMask, [1, 0])
+        XCTAssertEqual(batch.targetInput, [bos, bos, 21, 23, 22, pad])
+        XCTAssertEqual(batch.targetOutput, [21, 23, 22, eos, eos, pad])
+        XCTAssertEqual(batch.targetMask, [1, 1, 1, 1, 1, 0])
+        let fresh = Batch(sources: small.sources, targets: small.targets)
+        XCTAssertEqual(fresh.targetOutput, batch.targetOutput)
+        XCTAssertEqual(fresh.sourceTokens, batch.sourceTokens)
+    }
+
     func testTrainingInPassesIsTrainingInBatches() throws {
         func run(maxPassTokens: Int) throws -> (trainer: Trainer, train: [Double], valid: [Double]) {
             var options = TrainerTests.tinyOptions()
