@@ -14,6 +14,14 @@ static inline int nmt_mpi_sum_floats(float *values, int count) {
 static inline int nmt_mpi_sum_doubles(double *values, int count) {
     return MPI_Allreduce(MPI_IN_PLACE, values, count, MPI_DOUBLE, MPI_SUM, MPI_COMM_WORLD);
 }
+// Sums over the processes, each process receiving only its part (counts[rank] floats, parts in rank order).
+static inline int nmt_mpi_sum_scattered_floats(const float *values, float *part, const int *counts) {
+    return MPI_Reduce_scatter(values, part, counts, MPI_FLOAT, MPI_SUM, MPI_COMM_WORLD);
+}
+// Every process's part of `values` (counts[r] floats at offsets[r]) from process r, on every process.
+static inline int nmt_mpi_gather_parts_floats(float *values, const int *counts, const int *offsets) {
+    return MPI_Allgatherv(MPI_IN_PLACE, 0, MPI_DATATYPE_NULL, values, counts, offsets, MPI_FLOAT, MPI_COMM_WORLD);
+}
 static inline int nmt_mpi_broadcast_bytes(void *bytes, int count, int root) {
     return MPI_Bcast(bytes, count, MPI_BYTE, root, MPI_COMM_WORLD);
 }

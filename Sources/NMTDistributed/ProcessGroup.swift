@@ -55,6 +55,43 @@ public final class ProcessGroup: @unchecked Sendable {
         check(nmt_mpi_sum_doubles(values, Int32(count)), "all-reduce")
     }
 
+    /// Process `rank`'s part of a flat buffer of `count` floats when each process updates one part of the
+    /// weights (a sharded optimizer step): contiguous, as equal as can be, in rank order.
+    public func part(of count: Int, rank: Int? = nil) -> Range<Int> {
+        let r = rank ?? self.rank
+        return count * r / size..<count * (r + 1) / size
+    }
+
+    /// Whether `count` floats can go through `sumIntoPart` and `gatherParts` (MPI's counts and offsets are
+    /// 32-bit); beyond that, the trainer sums the whole buffer on every process instead.
+    public func canSplit(_ count: Int) -> Bool { usesMPI && size > 1 && count <= Int(Int32.max) }
+
+    /// The sum over the processes of `values`' part for this process (`part(of: count)`), written into
+    /// `part` (as long as that part): a reduce-scatter, which moves half the bytes of `sum`'s all-reduce
+    /// (an all-reduce is a reduce-scatter followed by `gatherParts`).
+    public func sumIntoPart(_ values: UnsafePointer<Float>, count: Int, part: UnsafeMutablePointer<Float>) {
+        precondition(canSplit(count))
+        layParts(count)
+        check(nmt_mpi_sum_scattered_floats(values, part, partCounts), "reduce-scatter")
+    }
+
+    /// Gives every process each process's part of `values` (`part(of: count, rank:)`) from that process.
+    public func gatherParts(_ values: UnsafeMutablePointer<Float>, count: Int) {
+        precondition(canSplit(count))
+        layParts(count)
+        check(nmt_mpi_gather_parts_floats(values, partCounts, partOffsets), "all-gather")
+    }
+
+    /// The parts' counts and offsets for MPI, computed once for a buffer's size (so an update allocates nothing).
+    private var partCounts: [Int32] = [], partOffsets: [Int32] = [], partsLaidFor = -1
+    private func layParts(_ count: Int) {
+        guard partsLaidFor != count else { return }
+        let parts = (0..<size).map { part(of: count, rank: $0) }
+        partCounts = parts.map { Int32($0.count) }
+        partOffsets = parts.map { Int32($0.lowerBound) }
+        partsLaidFor = count
+    }
+
     /// The sum over the processes of each entry, on every process.
     public func sum(_ values: [Double]) -> [Double] {
         guard usesMPI, size > 1 else { return values }

@@ -26,15 +26,26 @@ final class Adam {
     /// holds NaN or infinity, so a bad batch can never reach the weights or the moments.
     @discardableResult
     func step(parameters: ParameterBuffer, gradients: ParameterBuffer, learningRate: Float, clipNorm: Float = 0) -> Float? {
-        let norm = Adam.gradientNorm(gradients)
+        step(parameters: parameters, part: 0..<parameters.count, partGradients: gradients.storage.pointer,
+             learningRate: learningRate, clipNorm: clipNorm, totalSquares: { $0 })
+    }
+
+    /// The update of the weights and moments in `part` only, from that part's gradients (`partGradients`,
+    /// as long as `part`): when several processes share the step, each updates its part and they then
+    /// exchange the weights. `totalSquares` turns the part's Σg² into the whole gradient's (a sum over the
+    /// processes), so that every process clips by the same norm and skips the same updates.
+    func step(parameters: ParameterBuffer, part: Range<Int>, partGradients: UnsafePointer<Float>, learningRate: Float,
+              clipNorm: Float, totalSquares: (Double) -> Double) -> Float? {
+        let norm = Float(totalSquares(nmt_sum_squares(partGradients, part.count)).squareRoot())
         guard norm.isFinite else { return nil }
         let scale: Float = clipNorm > 0 && norm > clipNorm ? clipNorm / norm : 1
         stepCount += 1
         let b1 = beta1, b2 = beta2, eps = epsilon
         let correction1 = 1 - Float(Double(b1).power(stepCount)), correction2 = 1 - Float(Double(b2).power(stepCount))
         let stepSize = learningRate / correction1, rootCorrection2 = correction2.squareRoot()
-        nmt_adam_update(parameters.storage.pointer, gradients.storage.pointer, firstMoment.pointer, secondMoment.pointer,
-                        parameters.count, scale, b1, b2, stepSize, rootCorrection2, eps)
+        let at = part.lowerBound
+        nmt_adam_update(parameters.storage.pointer + at, partGradients, firstMoment.pointer + at, secondMoment.pointer + at,
+                        part.count, scale, b1, b2, stepSize, rootCorrection2, eps)
         return norm
     }
 

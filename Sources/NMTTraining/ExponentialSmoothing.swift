@@ -19,10 +19,11 @@ final class ExponentialSmoothing {
         smoothed.pointer.update(from: weights.storage.pointer, count: count)
     }
 
-    /// Folds the weights after an update into the average.
-    func update(from weights: ParameterBuffer) {
+    /// Folds the weights after an update into the average (in `part` of the flat buffer, when the
+    /// processes share the optimizer step; else all of it).
+    func update(from weights: ParameterBuffer, part: Range<Int>? = nil) {
         let w = weights.storage.pointer, s = smoothed.pointer, d = decay, rest = 1 - decay
-        for i in 0..<count { s[i] = d * s[i] + rest * w[i] }
+        for i in part ?? 0..<count { s[i] = d * s[i] + rest * w[i] }
     }
 
     /// Runs `body` with the average in place of the weights: the two are swapped in place (no third

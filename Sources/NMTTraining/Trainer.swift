@@ -115,6 +115,17 @@ public final class Trainer {
     private let gradientSum = FloatBuffer(count: 0)
     /// What an update builds, kept from one update to the next so that the loop does not allocate.
     private let workspace = UpdateWorkspace()
+    /// Under mpirun, the processes share the optimizer step: each receives the summed gradients of its part
+    /// of the flat buffer only (a reduce-scatter), updates that part of the weights, moments and average,
+    /// and the weights are then exchanged (an all-gather). The two move the bytes of one all-reduce, and
+    /// Adam's pass over the 4 buffers, the same on every process before, is divided among them.
+    private var sharesOptimizerStep: Bool { processes.canSplit(model.parameters.count) }
+    /// This process's part, and its summed gradients.
+    private lazy var optimizerPart = processes.part(of: model.parameters.count)
+    private lazy var partGradients = FloatBuffer(count: sharesOptimizerStep ? optimizerPart.count : 0)
+    /// Whether the moments and the average hold other processes' parts as they were before the last
+    /// updates (brought up to date by `gatherOptimizerParts` before anything reads them whole).
+    private var optimizerPartsStale = false
     /// Forward and backward passes run so far (more than the updates when batches are cut into passes).
     package private(set) var passesRun = 0
     let directory: String
@@ -330,9 +341,7 @@ public final class Trainer {
                 state.batchInEpoch += group.count
                 state.update += 1
                 let rate = state.schedule.rate(update: state.update - state.skippedUpdates)
-                guard result.loss.isFinite,
-                      adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: rate, clipNorm: options.clipNorm) != nil
-                else {
+                guard result.loss.isFinite, optimizerStep(learningRate: rate) != nil else {
                     state.skippedUpdates += 1
                     consecutiveBad += 1
                     try emit(TrainingEvent(kind: .skipped, update: state.update, epoch: state.epoch,
@@ -346,7 +355,6 @@ public final class Trainer {
                     continue
                 }
                 consecutiveBad = 0
-                smoothing?.update(from: model.parameters)
                 windowLoss += result.lossSum
                 windowTokens += result.tokens
 
@@ -428,11 +436,47 @@ public final class Trainer {
         }
         if slices == 0 { model.gradients.zero() }  // a batch smaller than the number of processes left none here
         if slices > 1 { model.gradients.storage.pointer.update(from: gradientSum.pointer, count: model.gradients.count) }
-        processes.sum(model.gradients.storage.pointer, count: model.gradients.count)
+        if sharesOptimizerStep {
+            processes.sumIntoPart(model.gradients.storage.pointer, count: model.gradients.count, part: partGradients.pointer)
+        } else {
+            processes.sum(model.gradients.storage.pointer, count: model.gradients.count)
+        }
         let totals = w.totals
         (totals[0], totals[1], totals[2], totals[3], totals[4]) = (local.lossSum, local.nllSum, Double(local.tokens), stopRequested ? 1 : 0, timeUp ? 1 : 0)
         processes.sum(totals, count: 5)
         return (LossResult(lossSum: totals[0], nllSum: totals[1], tokens: Int(totals[2])), totals[3] > 0, totals[4] > 0)
+    }
+
+    /// Adam's step (clipped, skipped when the gradient is not finite) and the moving average's, on this
+    /// process's part when the processes share the step, followed by the exchange of the weights.
+    private func optimizerStep(learningRate: Float) -> Float? {
+        guard sharesOptimizerStep else {
+            let norm = adam.step(parameters: model.parameters, gradients: model.gradients, learningRate: learningRate, clipNorm: options.clipNorm)
+            if norm != nil { smoothing?.update(from: model.parameters) }
+            return norm
+        }
+        let squares = workspace.totals
+        let norm = adam.step(parameters: model.parameters, part: optimizerPart, partGradients: partGradients.pointer,
+                             learningRate: learningRate, clipNorm: options.clipNorm) { partSquares in
+            squares[0] = partSquares
+            processes.sum(squares, count: 1)
+            return squares[0]
+        }
+        guard norm != nil else { return nil }
+        processes.gatherParts(model.parameters.storage.pointer, count: model.parameters.count)
+        smoothing?.update(from: model.parameters, part: optimizerPart)
+        optimizerPartsStale = true
+        return norm
+    }
+
+    /// Every process's parts of the moments and the average, on every process: before validation (the
+    /// average) and checkpoints (all three). Called by every process at the same points.
+    private func gatherOptimizerParts() {
+        guard optimizerPartsStale else { return }
+        processes.gatherParts(adam.firstMoment.pointer, count: model.parameters.count)
+        processes.gatherParts(adam.secondMoment.pointer, count: model.parameters.count)
+        if let smoothing { processes.gatherParts(smoothing.smoothed.pointer, count: model.parameters.count) }
+        optimizerPartsStale = false
     }
 
     /// The padded size of a pass over some sentences: its rows in the longer of the source and target
@@ -521,6 +565,7 @@ public final class Trainer {
     /// Validates, updates the schedule and early-stopping counters, writes the checkpoints.
     /// Returns true when early stopping says to stop.
     func validateAndCheckpoint() throws -> Bool {
+        gatherOptimizerParts()
         // The leader validates (the others wait: validation is a few percent of the time, and one process
         // decoding the whole set keeps BLEU independent of the number of processes); all take its numbers.
         var numbers = [Double](repeating: 0, count: 5)
@@ -559,6 +604,7 @@ public final class Trainer {
         if state.update % options.validEvery != 0 {
             _ = try validateAndCheckpoint()
         }
+        gatherOptimizerParts()
         if !options.keepBest || state.bestUpdate == 0 { try saveBest() }
         try emit(TrainingEvent(kind: .stop, update: state.update, epoch: state.epoch, bleu: state.bestScore,
                            message: "stopped: \(reason.rawValue); best at update \(state.bestUpdate)"))
@@ -581,7 +627,7 @@ private final class UpdateWorkspace {
     var batch = Batch()
     var source: [Int32] = [], target: [Int32] = []
     var dropout = DropoutKeys(rate: 0, seed: 0, sentences: [])
-    /// Loss, NLL, tokens and the two stop flags, summed over the processes.
+    /// Loss, NLL, tokens and the two stop flags, summed over the processes (then the gradient's Σg²).
     let totals = UnsafeMutablePointer<Double>.allocate(capacity: 5)
 
     deinit { totals.deallocate() }

@@ -125,13 +125,24 @@ final class DistributedTests: XCTestCase {
         XCTAssertGreaterThan(zip(try weights(one), try weights(other)).map { abs($0 - $1) }.max()!, 1e-3 * largest)
 
         // --accumulate 2: two batches per update, the same on one process and on three (a batch of 16 does
-        // not split evenly: the processes hold 6, 5 and 5 sentences).
-        let accumulated = ["--accumulate", "2", "--max-updates", "20"]
+        // not split evenly: the processes hold 6, 5 and 5 sentences). With the weights' moving average: the
+        // three processes share the optimizer step, each updating a third of the weights, moments and
+        // average, and the checkpoint must still hold all of them as one process has them.
+        let accumulated = ["--accumulate", "2", "--max-updates", "20", "--exponential-smoothing", "0.9"]
         let oneAccumulated = directory + "/one-acc", threeAccumulated = directory + "/three-acc"
         XCTAssertEqual(try train(processes: 1, ["--data", data, "--model-dir", oneAccumulated] + Self.tinyModel + accumulated).status, 0)
         result = try train(processes: 3, ["--data", data, "--model-dir", threeAccumulated] + Self.tinyModel + accumulated)
         XCTAssertEqual(result.status, 0, result.errors)
         try assertSameTraining(oneAccumulated, threeAccumulated)
+        let optimizerOne = try SafeTensors.read(path: oneAccumulated + "/last/optimizer.safetensors").0
+        let optimizerThree = try SafeTensors.read(path: threeAccumulated + "/last/optimizer.safetensors").0
+        XCTAssertEqual(Set(optimizerOne.keys), ["adam.m", "adam.v", "exponential-smoothing"])
+        for name in optimizerOne.keys {
+            let a = optimizerOne[name]!.values, b = try XCTUnwrap(optimizerThree[name]).values
+            XCTAssertEqual(a.count, b.count)
+            let largest = a.map(abs).max()!, worst = zip(a, b).map { abs($0 - $1) }.max()!
+            XCTAssertLessThan(worst, 1e-3 * largest, "\(name) differs by \(worst) (largest \(largest))")
+        }
     }
 
     func testACheckpointOfTwoProcessesResumesOnOne() throws {

@@ -101,8 +101,12 @@ final class ServeProcessTests: XCTestCase {
         let server = try Server(["--log-level", "warning"])
         let spec = URL(fileURLWithPath: #filePath).deletingLastPathComponent().deletingLastPathComponent().deletingLastPathComponent().path
             + "/docs/openapi.yaml"
+        // Run from a directory of its own: schemathesis writes its cache (.schemathesis/) where it runs.
+        let workDirectory = NSTemporaryDirectory() + "swiftnmt-schemathesis-\(UUID().uuidString)"
+        try FileManager.default.createDirectory(atPath: workDirectory, withIntermediateDirectories: true)
+        addTeardownBlock { try? FileManager.default.removeItem(atPath: workDirectory) }
         let (status, output) = try Self.shell("""
-            '\(schemathesis)' run '\(spec)' -u \(server.url) --workers 1 --max-examples 25 --phases examples,coverage,fuzzing \
+            cd '\(workDirectory)' && '\(schemathesis)' run '\(spec)' -u \(server.url) --workers 1 --max-examples 25 --phases examples,coverage,fuzzing \
               --seed 1 -c not_a_server_error,status_code_conformance,content_type_conformance,response_headers_conformance,response_schema_conformance 2>&1
             """)
         XCTAssertEqual(status, 0, output)
