@@ -4,9 +4,9 @@
 #   - one process per core under mpirun (one BLAS thread each),
 #   - one process on one core (the per-core reference),
 #   - one process per core, each pinned to its core, each training alone on batches of 64/N sentences (the
-#     share of a batch that each process of mpirun computes) with no communication at all: what N processes
-#     could reach if the all-reduce and the waiting for each other cost nothing, on this machine's shared
-#     caches, memory and clock,
+#     share of a batch that each process of mpirun computes) with no communication at all, each with its
+#     own whole optimizer step: what N processes reach on this machine's shared caches, memory and clock
+#     when nothing is exchanged and nothing waits (mpirun's processes exchange, but share the step),
 # and, when BASELINE_BIN names another build's directory, its one process on all cores (before/after).
 # FLOP utilization: `mt-bench --data` in the same run gives the sgemm rate of all cores and the model's
 # FLOPs per target token on the corpus's batches; a run's utilization is its tokens/s times those FLOPs
@@ -63,8 +63,11 @@ flops=$(.build/release/mt-bench --data "$data" --threads "$cores" --json | tail 
 echo "mt-bench: $flops" >&2
 # The all-reduce of one update's gradients alone (as many floats as the model has parameters).
 parameters=$(sed -nE 's/^model: ([0-9]+) parameters.*/\1/p' "$work/one-process-all-cores.log")
-allreduce=$(mpirun -np "$cores" --bind-to core .build/release/mt-bench --all-reduce "$parameters" --json | tail -n 1 | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["allreduce_ms"], 2))')
-echo "all-reduce of $parameters floats over $cores processes: $allreduce ms" >&2
+exchange=$(mpirun -np "$cores" --bind-to core .build/release/mt-bench --all-reduce "$parameters" --json | tail -n 1)
+allreduce=$(echo "$exchange" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["allreduce_ms"], 2))')
+# What an update exchanges in mt-train: the reduce-scatter of the gradients and the all-gather of the weights.
+update_exchange=$(echo "$exchange" | python3 -c 'import json,sys; print(round(json.load(sys.stdin)["reduce_scatter_all_gather_ms"], 2))')
+echo "all-reduce of $parameters floats over $cores processes: $allreduce ms; reduce-scatter + all-gather: $update_exchange ms" >&2
 base=null
 [ -n "${BASELINE_BIN:-}" ] && base=$(run baseline-all-cores "$BASELINE_BIN/mt-train" --threads "$cores")
 summary=$(python3 -c '
@@ -81,10 +84,11 @@ out = {"cpu": sys.argv[6], "cores": cores, "one_process_all_cores": all_, "mpiru
        "mpi_over_one_process": round(mpi / all_, 3), "mpi_scaling_efficiency": round(mpi / (cores * one), 3),
        "threads_scaling_efficiency": round(all_ / (cores * one), 3),
        "independent_processes_no_communication": independent, "independent_over_one_process": round(independent / all_, 3),
-       "mpi_over_independent": round(mpi / independent, 3), "allreduce_ms": allreduce, "parameters": parameters,
+       "mpi_over_independent": round(mpi / independent, 3), "allreduce_ms": allreduce,
+       "reduce_scatter_all_gather_ms": float(sys.argv[11]), "parameters": parameters,
        "sgemm_gflops_all_cores": bench["sgemm_gflops"], "train_mflop_per_target_token": round(flops_per_token / 1e6, 2),
        "flop_utilization_one_process": utilization(all_), "flop_utilization_mpi": utilization(mpi),
        "mpi_over_one_process_at_full_sgemm": round(1 / utilization(all_), 3)}
 if base: out.update({"baseline_all_cores": base, "after_over_baseline": round(all_ / base, 3)})
-print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu" "$allreduce" "$parameters" "$independent" "$flops")
+print(json.dumps(out))' "$all" "$mpi" "$one" "$base" "$cores" "$cpu" "$allreduce" "$parameters" "$independent" "$flops" "$update_exchange")
 if [ $json = 1 ]; then echo "$summary"; else echo "$summary" | python3 -c 'import json,sys; [print(f"{k}: {v}") for k, v in json.load(sys.stdin).items()]'; fi

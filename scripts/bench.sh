@@ -59,11 +59,14 @@ import json, sys
 m = json.loads(sys.argv[1])
 print(json.dumps({"train_tokens_per_second_single": m["one_process_all_cores"], "train_tokens_per_second_mpi2": m["mpirun_one_per_core"],
                   "mpi_speedup": m["mpi_over_one_process"],
-                  # The speed-up that N processes with no communication at all reach on this machine: the ceiling of mpi_speedup.
+                  # N processes training alone on their shares of the batches (no communication, each its own optimizer step).
                   "mpi_speedup_without_communication": m["independent_over_one_process"],
                   # FLOP utilization of the two runs (of the sgemm rate of all cores), and the speed-up at 100 %.
                   "train_flop_utilization_single": m["flop_utilization_one_process"], "train_flop_utilization_mpi2": m["flop_utilization_mpi"],
-                  "mpi_speedup_at_full_sgemm": m["mpi_over_one_process_at_full_sgemm"], "allreduce_ms_per_update": m["allreduce_ms"],
+                  "mpi_speedup_at_full_sgemm": m["mpi_over_one_process_at_full_sgemm"],
+                  # What an update exchanges (reduce-scatter of the gradients, all-gather of the weights) and, for
+                  # comparison, a plain all-reduce of the gradients.
+                  "allreduce_ms_per_update": m["reduce_scatter_all_gather_ms"], "plain_allreduce_ms": m["allreduce_ms"],
                   "allreduce_bytes": 4 * m["parameters"]}))' "$mpi")
     echo "data-parallel training: $mpi_json" >&2
 else

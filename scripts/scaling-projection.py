@@ -2,7 +2,8 @@
 """Projects mt-train's data-parallel throughput on N machines from one machine's measured figures.
 
 Model (synchronous data parallel, one all-reduce of the gradients per update, not overlapped with the
-backward pass): an update's compute divides among the machines, and a ring all-reduce over P processes
+backward pass): an update's compute divides among the machines (the optimizer step too: the processes
+share it, each updating its part of the weights), and a ring all-reduce over P processes
 sends and receives 2(P-1)/P of the gradient bytes per process, plus 2(P-1) message latencies.
 
   strong scaling (the global batch stays --batch-sentences):  tokens/s = B / (T/N + A)

@@ -38,7 +38,7 @@ struct Bench: ParsableCommand {
     @Flag(help: "End with one JSON object on the last line.")
     var json = false
 
-    @Option(help: ArgumentHelp("Under mpirun: only time the all-reduce of N floats (the gradients' size), 30 times, and print ms per all-reduce.", valueName: "N"))
+    @Option(help: ArgumentHelp("Under mpirun: only time the all-reduce of N floats (the gradients' size), and the reduce-scatter and all-gather that mt-train does instead, 30 times each, and print ms per update.", valueName: "N"))
     var allReduce: Int?
 
     func validate() throws {
@@ -57,15 +57,29 @@ struct Bench: ParsableCommand {
             let processes = ProcessGroup.world
             let values = UnsafeMutablePointer<Float>.allocate(capacity: allReduce)
             values.initialize(repeating: 1, count: allReduce)
-            processes.sum(values, count: allReduce)  // the first one sets up the connections
-            let started = Date()
-            for _ in 0..<30 { processes.sum(values, count: allReduce) }
-            let milliseconds = Date().timeIntervalSince(started) / 30 * 1000
+            let part = UnsafeMutablePointer<Float>.allocate(capacity: max(1, processes.part(of: allReduce).count))
+            func milliseconds(_ body: () -> Void) -> Double {
+                body()  // the first one sets up the connections
+                let started = Date()
+                for _ in 0..<30 { body() }
+                return Date().timeIntervalSince(started) / 30 * 1000
+            }
+            let allReduceMs = milliseconds { processes.sum(values, count: allReduce) }
+            // What mt-train does under mpirun: each process receives its part's sums, then gives its part to all.
+            let exchangeMs = processes.canSplit(allReduce) ? milliseconds {
+                processes.sumIntoPart(values, count: allReduce, part: part)
+                processes.gatherParts(values, count: allReduce)
+            } : allReduceMs
             if processes.isLeader {
-                print(String(format: "all-reduce of %d floats over %d processes: %.2f ms", allReduce, processes.size, milliseconds))
-                if json { print("{\"allreduce_floats\": \(allReduce), \"processes\": \(processes.size), \"allreduce_ms\": \(milliseconds)}") }
+                print(String(format: "all-reduce of %d floats over %d processes: %.2f ms; reduce-scatter and all-gather (as mt-train): %.2f ms",
+                             allReduce, processes.size, allReduceMs, exchangeMs))
+                if json {
+                    print("{\"allreduce_floats\": \(allReduce), \"processes\": \(processes.size), \"allreduce_ms\": \(allReduceMs), "
+                          + "\"reduce_scatter_all_gather_ms\": \(exchangeMs)}")
+                }
             }
             values.deallocate()
+            part.deallocate()
             processes.finalize()
             return
         }
