@@ -30,7 +30,9 @@ public final class Seq2Seq {
     let encoder: Encoder
     let decoder: Decoder
 
-    package init(config: ModelConfig, seed: UInt64 = 1) throws {
+    /// A model with its weights drawn from `seed`; with `seed` nil, zeros, for a caller that reads every
+    /// weight from a file next (loading a model need not draw what it then replaces).
+    package init(config: ModelConfig, seed: UInt64? = 1) throws {
         try config.validate()
         self.config = config
         (layout, encoderWeights, decoderWeights) = Seq2Seq.makeLayout(config)
@@ -38,8 +40,10 @@ public final class Seq2Seq {
         gradients = ParameterBuffer(layout: layout)
         encoder = Encoder(weights: encoderWeights)
         decoder = Decoder(weights: decoderWeights)
-        var rng = RandomSource(seed: seed)
-        initializeParameters(rng: &rng)
+        if let seed {
+            var rng = RandomSource(seed: seed)
+            initializeParameters(rng: &rng)
+        }
     }
 
     /// Another handle on the same parameters (and gradient buffer) with workspaces of its own, so that

@@ -139,7 +139,8 @@ public struct ModelDirectory: Sendable {
         let file = path + "/" + Self.weightsFile
         guard FileManager.default.fileExists(atPath: file) else { throw Error.missing("\(file) is missing") }
         try Self.checkShapes(try SafeTensors.shapes(path: file), of: config.parameterLayout, in: file)
-        let model = try Seq2Seq(config: config)
+        // Every weight is read next (checkShapes: all present), so nothing is drawn first.
+        let model = try Seq2Seq(config: config, seed: nil)
         try loadWeights(into: model)
         return model
     }
