@@ -455,7 +455,7 @@ public final class Trainer {
             if norm != nil { smoothing?.update(from: model.parameters) }
             return norm
         }
-        let squares = workspace.totals
+        let squares = workspace.gradientSquares
         let norm = adam.step(parameters: model.parameters, part: optimizerPart, partGradients: partGradients.pointer,
                              learningRate: learningRate, clipNorm: options.clipNorm) { partSquares in
             squares[0] = partSquares
@@ -627,10 +627,15 @@ private final class UpdateWorkspace {
     var batch = Batch()
     var source: [Int32] = [], target: [Int32] = []
     var dropout = DropoutKeys(rate: 0, seed: 0, sentences: [])
-    /// Loss, NLL, tokens and the two stop flags, summed over the processes (then the gradient's Σg²).
+    /// Loss, NLL, tokens and the two stop flags, summed over the processes.
     let totals = UnsafeMutablePointer<Double>.allocate(capacity: 5)
+    /// The gradient's Σg², summed over the processes' parts when they share the optimizer step.
+    let gradientSquares = UnsafeMutablePointer<Double>.allocate(capacity: 1)
 
-    deinit { totals.deallocate() }
+    deinit {
+        totals.deallocate()
+        gradientSquares.deallocate()
+    }
 }
 
 /// A flag set from another thread (a signal handler) and read by the training loop.
