@@ -99,6 +99,35 @@ void nmt_attention_forward(int Ts, int B, int A, int C, const float *keys, const
     }
 }
 
+void nmt_attention_forward_pooled(int R, int Ts, int A, int C, const float *keys, const float *enc,
+                                  const int *starts, const int *lengths, const float *query, int ldq,
+                                  const float *v, float *alpha, float *ctx) {
+    for (int r = 0; r < R; r++) {
+        float *al = alpha + (size_t)r * Ts;
+        const float *q = query + (size_t)r * ldq;
+        const float *rowKeys = keys + (size_t)starts[r] * A, *rowEnc = enc + (size_t)starts[r] * C;
+        const int n = lengths[r];
+        float maxScore = -INFINITY;
+        for (int i = 0; i < n; i++) {
+            al[i] = attention_energy(rowKeys + (size_t)i * A, q, v, A);
+            if (al[i] > maxScore) maxScore = al[i];
+        }
+        float sum = 0.0f;
+        for (int i = 0; i < n; i++) {
+            al[i] = expf(al[i] - maxScore);
+            sum += al[i];
+        }
+        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+        float *cr = ctx + (size_t)r * C;
+        memset(cr, 0, sizeof(float) * (size_t)C);
+        for (int i = 0; i < n; i++) {
+            al[i] *= inv;
+            if (al[i] != 0.0f) axpy(al[i], rowEnc + (size_t)i * C, cr, C);
+        }
+        for (int i = n; i < Ts; i++) al[i] = 0.0f;
+    }
+}
+
 // dkeys_row += g · (1 − tanh(k + q)²) ⊙ v, dq += same, dv += g · tanh(k + q)
 NMT_VECTOR static void attention_energy_backward(float g, const float *k, const float *q, const float *v,
                                                  float *dk, float *dq, float *dv, int A) {

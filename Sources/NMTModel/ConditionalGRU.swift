@@ -31,6 +31,17 @@ struct ConditionalGRU: Sendable {
         var steps: Int
     }
 
+    /// The source side in search: each sentence's keys [P, A] and annotations [P, C] once, for all its
+    /// rows; row r attends to positions starts[r] ..< starts[r] + lengths[r]. `steps` is the longest
+    /// length, the row stride of α. Sentences join and leave without moving the others' annotations.
+    struct PooledSource {
+        var keys: UnsafePointer<Float>
+        var annotations: UnsafePointer<Float>
+        var starts: UnsafePointer<Int32>
+        var lengths: UnsafePointer<Int32>
+        var steps: Int
+    }
+
     /// Where one step reads and writes: slices of the training activations at step j, or the
     /// search's workspaces.
     struct Step {
@@ -80,12 +91,28 @@ struct ConditionalGRU: Sendable {
     // MARK: One step
 
     func forward(_ p: ParameterBuffer, queryBias: UnsafePointer<Float>, rows: Int, source: Source, step s: Step) {
+        forward(p, queryBias: queryBias, rows: rows, step: s) {
+            nmt_attention_forward(Int32(source.steps), Int32(rows), Int32(attentionSize), Int32(contextSize), source.keys,
+                                  s.queryAndRecurrent, Int32(queryWidth), p[scoreVector], source.mask, source.annotations, s.alpha, s.context)
+        }
+    }
+
+    /// The same step in search, over the pooled source side.
+    func forward(_ p: ParameterBuffer, queryBias: UnsafePointer<Float>, rows: Int, source: PooledSource, step s: Step) {
+        forward(p, queryBias: queryBias, rows: rows, step: s) {
+            nmt_attention_forward_pooled(Int32(rows), Int32(source.steps), Int32(attentionSize), Int32(contextSize), source.keys,
+                                         source.annotations, source.starts, source.lengths, s.queryAndRecurrent, Int32(queryWidth),
+                                         p[scoreVector], s.alpha, s.context)
+        }
+    }
+
+    /// GRU1, the query, `attend` (α and ctx from the query), GRU2.
+    private func forward(_ p: ParameterBuffer, queryBias: UnsafePointer<Float>, rows: Int, step s: Step, attend: () -> Void) {
         let d = hiddenSize, g = 3 * d, qw = queryWidth
         gru1.step(p, inputProjection: s.inputProjection, previous: s.previous, rows: rows, mask: nil, recurrent: s.recurrent1,
                   cache: s.cache1, into: s.intermediate)
         p.linear(s.intermediate, rows: rows, inputs: d, weight: queryWeight, bias: queryBias, outputs: qw, into: s.queryAndRecurrent)
-        nmt_attention_forward(Int32(source.steps), Int32(rows), Int32(attentionSize), Int32(contextSize), source.keys,
-                              s.queryAndRecurrent, Int32(qw), p[scoreVector], source.mask, source.annotations, s.alpha, s.context)
+        attend()
         p.linear(s.context, rows: rows, inputs: contextSize, weight: gru2.weightIH, bias: p[gru2.biasIH], outputs: g,
                     into: s.gru2InputProjection)
         nmt_gru_forward(Int32(rows), Int32(d), s.gru2InputProjection, Int32(g), s.queryAndRecurrent + attentionSize, Int32(qw),

@@ -52,24 +52,29 @@ extension IncrementalDecoding {
 /// The model's decoder one target position at a time, for many rows at once: the same layer functions
 /// as `Decoder.forward` (the conditional GRU step, the stacked GRU cells, the deep output), called on the
 /// rows of one step instead of a whole target prefix. The k beams of sentence s are rows s·k … s·k+k−1,
-/// and every row carries its own copy of its sentence's annotations, keys and mask, so each step is
-/// one GEMM per layer over all rows and the attention kernel needs no indirection. Beam search moves
-/// rows around with `reorder` (by parent index) and drops the rows of finished sentences with `compact`.
+/// so each step is one GEMM per layer over all rows. Beam search moves rows around with `reorder` (by
+/// parent index) and drops the rows of finished sentences with `compact`.
 ///
-/// Sentences that join (`append`) are encoded on their own and their rows put after the others; the
-/// source side is laid out anew for the longer of the two source lengths (a row's positions past its own
-/// source are masked, and masked positions change nothing: `nmt_attention_forward` skips them).
+/// The source side is a pool: each sentence's annotations and keys are stored once, for all its rows,
+/// and each row knows where its sentence's positions start and how many there are
+/// (`nmt_attention_forward_pooled`). Sentences that join (`append`) are encoded on their own and added at
+/// the pool's end; those that leave only stop being pointed at. So joining and leaving copy nothing of
+/// the other sentences (an in-flight batch of a server has sentences joining and leaving at most steps);
+/// the pool is repacked only when it is full or more than half of it is unused.
 ///
-/// Shapes (R rows, Ts source steps): annotations [Ts·R, C], keys [Ts·R, A], mask [Ts·R],
-/// states[l] [R, D], logits [R, Vt], logSumExp [R], rowSourceLengths [R].
+/// Shapes (R rows, P pooled source positions, Ts the longest source of the rows): pooledAnnotations
+/// [P, C], pooledKeys [P, A], rowSourceStarts and rowSourceLengths [R], states[l] [R, D], logits [R, Vt],
+/// logSumExp [R], attention [R, Ts].
 package final class IncrementalDecoder: IncrementalDecoding {
     package let model: Seq2Seq
     package private(set) var rows = 0, sourceSteps = 0
-    // The source side, a copy per row.
-    private var annotations = FloatBuffer(count: 0), keys = FloatBuffer(count: 0), mask = FloatBuffer(count: 0)
-    private var spareAnnotations = FloatBuffer(count: 0), spareKeys = FloatBuffer(count: 0), spareMask = FloatBuffer(count: 0)
-    /// Each row's own source length, so that `compact` can shorten the source side to the longest kept.
-    private var rowSourceLengths: [Int32] = [], spareRowSourceLengths: [Int32] = []
+    // The source side: each sentence's positions once, `pooledPositions` of them in use (live or not).
+    private var pooledAnnotations = FloatBuffer(count: 0), pooledKeys = FloatBuffer(count: 0)
+    private var spareAnnotations = FloatBuffer(count: 0), spareKeys = FloatBuffer(count: 0)
+    private var pooledPositions = 0, pooledCapacity = 0
+    /// Per row, where its sentence's positions start in the pool and how many there are.
+    private var rowSourceStarts: [Int32] = [], rowSourceLengths: [Int32] = []
+    private var spareRowSourceStarts: [Int32] = [], spareRowSourceLengths: [Int32] = []
     // Per sentence, at the start: [B, C], [Ts·B, A], [B, D].
     private let mean = FloatBuffer(count: 0), sentenceKeys = FloatBuffer(count: 0), initial = FloatBuffer(count: 0)
     // One step.
@@ -191,16 +196,14 @@ package final class IncrementalDecoder: IncrementalDecoding {
     }
 
     /// Appends `beams[s]` rows for each new sentence s from the encoder's output (`encoded` [Tn·B, C],
-    /// `sourceMask` [Tn·B]): keys and initial states are computed per sentence, then repeated for its
-    /// rows. The current rows keep their states and move, with the new ones, into a source side of
-    /// max(Ts, Tn) steps.
+    /// `sourceMask` [Tn·B], time-major): keys and initial states are computed for the new sentences at
+    /// once, their positions copied into the pool (without the padding), and their rows added pointing at them.
     func append(encoded: UnsafePointer<Float>, sourceMask: UnsafePointer<Float>, sourceSteps tn: Int, sourceLengths: [Int32],
                 beams: [Int]) {
         let c = model.config, d = c.decoderHiddenSize, p = model.parameters, cs = c.contextSize, a = c.attentionSize
         let cgru = layers.conditionalGRU, b = beams.count
-        let old = rows, oldTs = sourceSteps, r = old + beams.reduce(0, +), ts = max(oldTs, tn)
+        let old = rows, r = old + beams.reduce(0, +), ts = max(sourceSteps, tn)
         for (buffer, size) in [(mean, b * cs), (sentenceKeys, tn * b * a), (initial, b * d),
-                               (spareAnnotations, ts * r * cs), (spareKeys, ts * r * a), (spareMask, ts * r),
                                (embedded, r * c.embedSize), (inputProjection, r * 3 * d), (rowLogSumExp, r)] {
             buffer.reserve(size)
         }
@@ -210,38 +213,21 @@ package final class IncrementalDecoder: IncrementalDecoding {
         layers.initialState.forward(p, annotations: encoded, mask: sourceMask, sourceSteps: tn, batch: b, mean: mean.pointer,
                                     into: initial.pointer)
         cgru.projectKeys(p, annotations: encoded, rows: tn * b, into: sentenceKeys.pointer)
-        for t in 0..<ts {
-            // The current rows are contiguous at each step: one copy each (or zeros past their sources).
-            let oldRows = t * old, to = t * r
-            if t < oldTs {
-                (spareAnnotations.pointer + to * cs).update(from: annotations.pointer + oldRows * cs, count: old * cs)
-                (spareKeys.pointer + to * a).update(from: keys.pointer + oldRows * a, count: old * a)
-                (spareMask.pointer + to).update(from: mask.pointer + oldRows, count: old)
-            } else {
-                (spareAnnotations.pointer + to * cs).update(repeating: 0, count: old * cs)
-                (spareKeys.pointer + to * a).update(repeating: 0, count: old * a)
-                (spareMask.pointer + to).update(repeating: 0, count: old)
+        let added = sourceLengths.reduce(0) { $0 + Int($1) }
+        if pooledPositions + added > pooledCapacity { repackPool(room: added) }
+        for s in 0..<b {
+            let start = pooledPositions, length = Int(sourceLengths[s])
+            for t in 0..<length {
+                let from = t * b + s, to = start + t
+                (pooledAnnotations.pointer + to * cs).update(from: encoded + from * cs, count: cs)
+                (pooledKeys.pointer + to * a).update(from: sentenceKeys.pointer + from * a, count: a)
             }
-            var row = to + old
-            for s in 0..<b {
-                for _ in 0..<beams[s] {
-                    if t < tn {
-                        let from = t * b + s
-                        (spareAnnotations.pointer + row * cs).update(from: encoded + from * cs, count: cs)
-                        (spareKeys.pointer + row * a).update(from: sentenceKeys.pointer + from * a, count: a)
-                        spareMask[row] = sourceMask[from]
-                    } else {
-                        (spareAnnotations.pointer + row * cs).update(repeating: 0, count: cs)
-                        (spareKeys.pointer + row * a).update(repeating: 0, count: a)
-                        spareMask[row] = 0
-                    }
-                    row += 1
-                }
+            pooledPositions += length
+            for _ in 0..<beams[s] {
+                rowSourceStarts.append(Int32(start))
+                rowSourceLengths.append(Int32(length))
             }
         }
-        swap(&annotations, &spareAnnotations)
-        swap(&keys, &spareKeys)
-        swap(&mask, &spareMask)
         for l in states.indices {
             nextStates[l].reserve(r * d)
             nextStates[l].pointer.update(from: states[l].pointer, count: old * d)
@@ -255,9 +241,37 @@ package final class IncrementalDecoder: IncrementalDecoding {
             swap(&states[l], &nextStates[l])
             nextStates[l].reserve(r * d)
         }
-        for s in 0..<b { for _ in 0..<beams[s] { rowSourceLengths.append(sourceLengths[s]) } }
         rows = r
         sourceSteps = ts
+    }
+
+    /// Copies the positions the rows point at to the start of a pool with room for `room` more, and
+    /// points the rows there. The rows of a sentence are consecutive and share one start, so each
+    /// sentence is copied once.
+    private func repackPool(room: Int) {
+        let cs = model.config.contextSize, a = model.config.attentionSize
+        var live = 0
+        for i in 0..<rows where i == 0 || rowSourceStarts[i] != rowSourceStarts[i - 1] { live += Int(rowSourceLengths[i]) }
+        // Twice what is needed, so that sentences joining one or a few at a time repack rarely.
+        let capacity = 2 * (live + room)
+        spareAnnotations.reserve(capacity * cs)
+        spareKeys.reserve(capacity * a)
+        var next = 0, previousStart: Int32 = -1, newStart: Int32 = 0
+        for i in 0..<rows {
+            let start = rowSourceStarts[i], length = Int(rowSourceLengths[i])
+            if start != previousStart {
+                previousStart = start
+                newStart = Int32(next)
+                (spareAnnotations.pointer + next * cs).update(from: pooledAnnotations.pointer + Int(start) * cs, count: length * cs)
+                (spareKeys.pointer + next * a).update(from: pooledKeys.pointer + Int(start) * a, count: length * a)
+                next += length
+            }
+            rowSourceStarts[i] = newStart
+        }
+        swap(&pooledAnnotations, &spareAnnotations)
+        swap(&pooledKeys, &spareKeys)
+        pooledPositions = next
+        pooledCapacity = capacity
     }
 
     package func step(previous: UnsafePointer<Int32>) {
@@ -268,9 +282,14 @@ package final class IncrementalDecoder: IncrementalDecoding {
         var step = conditional.step(0, cgru, inputProjection: inputProjection.pointer, sourceSteps: sourceSteps)
         step.previous = UnsafePointer(states[0].pointer)
         step.state = nextStates[0].pointer
-        cgru.forward(p, queryBias: conditional.queryBias.pointer, rows: r,
-                     source: ConditionalGRU.Source(keys: keys.pointer, annotations: annotations.pointer, mask: mask.pointer, steps: sourceSteps),
-                     step: step)
+        rowSourceStarts.withUnsafeBufferPointer { starts in
+            rowSourceLengths.withUnsafeBufferPointer { lengths in
+                cgru.forward(p, queryBias: conditional.queryBias.pointer, rows: r,
+                             source: ConditionalGRU.PooledSource(keys: pooledKeys.pointer, annotations: pooledAnnotations.pointer,
+                                                                 starts: starts.baseAddress!, lengths: lengths.baseAddress!, steps: sourceSteps),
+                             step: step)
+            }
+        }
         // The stacked layers reuse the conditional GRU's scratch: nothing goes backward in search.
         for (l, layer) in layers.stacked.enumerated() {
             layer.projectInputs(p, nextStates[l].pointer, rows: r, into: inputProjection.pointer)
@@ -305,12 +324,21 @@ package final class IncrementalDecoder: IncrementalDecoding {
         }
     }
 
-    /// Gathers states, annotations, keys and mask of the kept rows, so finished sentences cost nothing in
-    /// later steps; the source side shrinks to the longest kept source.
+    /// Keeps the states and source pointers of the kept rows, so finished sentences cost nothing in later
+    /// steps; the attention's width shrinks to the longest kept source. Their pooled positions stay until
+    /// the pool is repacked.
     package func compact(kept: UnsafePointer<Int32>, count: Int) {
-        let c = model.config, d = c.decoderHiddenSize, cs = c.contextSize, a = c.attentionSize, old = rows
+        let d = model.config.decoderHiddenSize
+        spareRowSourceStarts.removeAll(keepingCapacity: true)
         spareRowSourceLengths.removeAll(keepingCapacity: true)
-        for i in 0..<count { spareRowSourceLengths.append(rowSourceLengths[Int(kept[i])]) }
+        var live = 0
+        for i in 0..<count {
+            let row = Int(kept[i])
+            spareRowSourceStarts.append(rowSourceStarts[row])
+            spareRowSourceLengths.append(rowSourceLengths[row])
+            if i == 0 || spareRowSourceStarts[i] != spareRowSourceStarts[i - 1] { live += Int(rowSourceLengths[row]) }
+        }
+        swap(&rowSourceStarts, &spareRowSourceStarts)
         swap(&rowSourceLengths, &spareRowSourceLengths)
         // The columns stay until sentences join: a superset of what the kept rows need, each row masked to its own.
         if shortlist != nil {
@@ -322,26 +350,16 @@ package final class IncrementalDecoder: IncrementalDecoding {
                 columnCount = 0
             }
         }
-        let ts = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))
         for l in states.indices {
             for i in 0..<count { (nextStates[l].pointer + i * d).update(from: states[l].pointer + Int(kept[i]) * d, count: d) }
             swap(&states[l], &nextStates[l])
         }
-        spareAnnotations.reserve(ts * count * cs)
-        spareKeys.reserve(ts * count * a)
-        spareMask.reserve(ts * count)
-        for t in 0..<ts {
-            for i in 0..<count {
-                let from = t * old + Int(kept[i]), to = t * count + i
-                (spareAnnotations.pointer + to * cs).update(from: annotations.pointer + from * cs, count: cs)
-                (spareKeys.pointer + to * a).update(from: keys.pointer + from * a, count: a)
-                spareMask[to] = mask[from]
-            }
-        }
-        swap(&annotations, &spareAnnotations)
-        swap(&keys, &spareKeys)
-        swap(&mask, &spareMask)
         rows = count
-        sourceSteps = ts
+        sourceSteps = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))
+        if count == 0 {
+            pooledPositions = 0
+        } else if pooledPositions > 2 * live {
+            repackPool(room: 0)
+        }
     }
 }

@@ -60,6 +60,8 @@ package final class Scheduler: @unchecked Sendable {
     private var decoding: [Int: (sentence: Sentence, worker: Int)] = [:]
     /// Per worker, its sentences whose requests went away.
     private var cancelled: [Set<Int>] = []
+    /// Per worker, the sentences in its batch.
+    private var held: [Int] = []
     private var nextTag = 0
     private var stopping = false
     private var running = 0
@@ -72,6 +74,7 @@ package final class Scheduler: @unchecked Sendable {
         BLAS.threads = 1
         running = workers
         cancelled = [Set<Int>](repeating: [], count: workers)
+        held = [Int](repeating: 0, count: workers)
         for worker in 0..<workers {
             let batch = translator.makeSearchBatch()
             let thread = Thread { [unowned self] in self.work(batch, worker: worker) }
@@ -174,7 +177,9 @@ package final class Scheduler: @unchecked Sendable {
                 cancelled[worker].removeAll()
             }
             var sentences = batch.live - leaving.count, rows = batch.rows, longest = batch.sourceSteps
-            while let tag = waitingOrder.first, sentences < limits.maxBatchSentences {
+            held[worker] = sentences
+            let share = (waitingOrder.count + held.reduce(0, +) + held.count - 1) / held.count
+            while let tag = waitingOrder.first, sentences < min(limits.maxBatchSentences, max(share, 1)) {
                 let sentence = waiting[tag]!
                 let k = max(1, sentence.options.beamSize)
                 let positions = (rows + k) * max(longest, sentence.source.count)
@@ -188,6 +193,7 @@ package final class Scheduler: @unchecked Sendable {
                 longest = max(longest, sentence.source.count)
             }
             if !admitted.isEmpty { metrics?.queueDepth.set(Double(waitingOrder.count)) }
+            held[worker] = sentences
             condition.unlock()
 
             if !leaving.isEmpty { batch.remove(tags: leaving) }
@@ -197,6 +203,7 @@ package final class Scheduler: @unchecked Sendable {
             let finished = batch.step()
             guard !finished.isEmpty else { continue }
             condition.withLock {
+                held[worker] = batch.live
                 for (tag, hypotheses) in finished {
                     guard let sentence = decoding.removeValue(forKey: tag)?.sentence else { continue }
                     cancelled[worker].remove(tag)

@@ -46,7 +46,14 @@ void nmt_gru_backward(int B, int H, const float *cache, const float *hprev, cons
 void nmt_attention_forward(int Ts, int B, int A, int C, const float *keys, const float *query,
                            int ldq, const float *v, const float *srcMask, const float *enc,
                            float *alpha, float *ctx);
-// Backward of the above given dctx: [B, C]. Recomputes tanh(K + q) instead of storing it.
+// The same for search, where each sentence's keys and annotations are stored once for all its rows
+// (its beams): row r attends to positions starts[r] ..< starts[r] + lengths[r] of keys [P, A] and
+// enc [P, C]. alpha out: [R, Ts] (zero past the row's length); ctx out: [R, C]. A row's numbers are
+// those nmt_attention_forward gives it (same operations in the same order; masked positions add 0).
+void nmt_attention_forward_pooled(int R, int Ts, int A, int C, const float *keys, const float *enc,
+                                  const int *starts, const int *lengths, const float *query, int ldq,
+                                  const float *v, float *alpha, float *ctx);
+// Backward of nmt_attention_forward given dctx: [B, C]. Recomputes tanh(K + q) instead of storing it.
 // Accumulates into dkeys [Ts,B,A], dv [A], denc [Ts,B,C]; writes dquery [B, A] (stride lddq).
 void nmt_attention_backward(int Ts, int B, int A, int C, const float *keys, const float *query,
                             int ldq, const float *v, const float *srcMask, const float *enc,
