@@ -9,8 +9,8 @@ import NMTSearch
 /// cannot be served as it is, 403 without a valid key, 413 for a body over the limit, 429 when the queue
 /// is full, 504 past the deadline; 500 only for a fault of the server's own.
 package enum Routes {
-    package static func router(_ service: TranslationService) -> Router<BasicRequestContext> {
-        let router = Router(context: BasicRequestContext.self)
+    package static func router(_ service: TranslationService) -> Router<ServeRequestContext> {
+        let router = Router(context: ServeRequestContext.self)
         router.add(middleware: ErrorMiddleware(metrics: service.metrics))
         router.get("/") { _, _ in
             Response(status: .ok, headers: [.contentType: "text/html; charset=utf-8"],
@@ -25,7 +25,7 @@ package enum Routes {
             Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"],
                      body: ResponseBody(byteBuffer: ByteBuffer(string: service.metrics.text)))
         }
-        let languages: @Sendable (Request, BasicRequestContext) async throws -> Response = { _, _ in
+        let languages: @Sendable (Request, ServeRequestContext) async throws -> Response = { _, _ in
             let sources = Array(Set(service.models.map(\.sourceLang))).sorted()
             return try json(sources.map { code in
                 ["code": code, "name": LanguageNames.name(code),
@@ -42,15 +42,16 @@ package enum Routes {
             }
             return try json([["confidence": 100, "language": sources.first!] as [String: Any]])
         }
-        router.post("/translate") { request, _ in
-            try await request.body.consumeWithCancellationOnInboundClose { body in
-                let fields = try await RequestFields(body: body, contentType: request.headers[.contentType], limit: service.options.maxRequestBytes)
+        // A client that hangs up has its sentences leave the queue or their batch (`HangUpHandler`).
+        router.post("/translate") { request, context in
+            try await request.cancellingOnHangUp(context) {
+                let fields = try await RequestFields(body: request.body, contentType: request.headers[.contentType], limit: service.options.maxRequestBytes)
                 return try await LibreTranslate.translate(fields, service: service)
             }
         }
-        router.post("/v1/translate") { request, _ in
-            try await request.body.consumeWithCancellationOnInboundClose { body in
-                let fields = try await RequestFields(body: body, contentType: request.headers[.contentType], limit: service.options.maxRequestBytes)
+        router.post("/v1/translate") { request, context in
+            try await request.cancellingOnHangUp(context) {
+                let fields = try await RequestFields(body: request.body, contentType: request.headers[.contentType], limit: service.options.maxRequestBytes)
                 var key = fields.string("api_key")
                 if let authorization = request.headers[.authorization], authorization.hasPrefix("Bearer ") {
                     key = String(authorization.dropFirst("Bearer ".count))
@@ -71,14 +72,17 @@ package enum Routes {
 enum JSONValue: Decodable {
     case null, bool(Bool), number(Double), string(String), array([JSONValue]), object([String: JSONValue])
 
+    /// Each failed attempt throws (and builds) a DecodingError, so the usual kinds of a request are tried
+    /// first: a request's strings and its top-level object decode at the first attempt. (Bool stays before
+    /// Double, which is all the order decides: the kinds are otherwise disjoint.)
     init(from decoder: Decoder) throws {
         let container = try decoder.singleValueContainer()
         if container.decodeNil() { self = .null }
-        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
-        else if let value = try? container.decode(Double.self) { self = .number(value) }
         else if let value = try? container.decode(String.self) { self = .string(value) }
+        else if let value = try? container.decode([String: JSONValue].self) { self = .object(value) }
         else if let value = try? container.decode([JSONValue].self) { self = .array(value) }
-        else { self = .object(try container.decode([String: JSONValue].self)) }
+        else if let value = try? container.decode(Bool.self) { self = .bool(value) }
+        else { self = .number(try container.decode(Double.self)) }
     }
 }
 

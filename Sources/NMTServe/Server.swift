@@ -82,7 +82,8 @@ public struct TranslationServer {
         let router = Routes.router(service)
         router.add(middleware: LogRequestsMiddleware(.info))
         let pairs = service.models.map { "\($0.sourceLang)-\($0.targetLang)" }.joined(separator: ", ")
-        let app = Application(router: router, configuration: .init(address: .hostname(host, port: port), serverName: "mt-serve"),
+        let app = Application(router: router, server: .http1(configuration: .init(additionalChannelHandlers: [HangUpHandler()])),
+                              configuration: .init(address: .hostname(host, port: port), serverName: "mt-serve"),
                               onServerRunning: { channel in
                                   ready("mt-serve: serving \(pairs) on http://\(host):\(channel.localAddress?.port ?? port)")
                               },

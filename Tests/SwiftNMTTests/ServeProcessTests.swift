@@ -165,21 +165,41 @@ final class ServeProcessTests: XCTestCase {
         let server = try Server(["--max-beam-size", "10"])
         // 256 long lines at beam 10 on one thread: minutes of work, were it done.
         let line = String(repeating: "A man in a blue shirt and a woman in a red dress walk their dogs past the old market. ", count: 2)
-        let body = try JSONSerialization.data(withJSONObject: ["text": Array(repeating: line, count: 256), "source": "en", "target": "de",
-                                                               "beam_size": 10])
-        let bodyFile = try TestCorpus.makeTempDir("serve-disconnect") + "/body.json"
-        try body.write(to: URL(fileURLWithPath: bodyFile))
-        let (status, _) = try Self.shell("curl -s --max-time 1 -H 'Content-Type: application/json' --data-binary @'\(bodyFile)' \(server.url)/v1/translate")
-        XCTAssertEqual(status, 28, "curl gave up after a second (exit 28), hanging up")
-        var active = try Self.health(server)["active_sentences"] as? Int ?? -1
-        for _ in 0..<100 where active != 0 {
-            usleep(100_000)
-            active = try Self.health(server)["active_sentences"] as? Int ?? -1
+        // Both APIs: the native one at beam 10, LibreTranslate's with 9 alternatives (beam 10 too).
+        let requests: [(path: String, body: [String: Any])] = [
+            ("/v1/translate", ["text": Array(repeating: line, count: 256), "source": "en", "target": "de", "beam_size": 10]),
+            ("/translate", ["q": Array(repeating: line, count: 256), "source": "en", "target": "de", "alternatives": 9]),
+        ]
+        for (path, body) in requests {
+            let bodyFile = try TestCorpus.makeTempDir("serve-disconnect") + "/body.json"
+            try JSONSerialization.data(withJSONObject: body).write(to: URL(fileURLWithPath: bodyFile))
+            let (status, _) = try Self.shell("curl -s --max-time 1 -H 'Content-Type: application/json' --data-binary @'\(bodyFile)' \(server.url)\(path)")
+            XCTAssertEqual(status, 28, "\(path): curl gave up after a second (exit 28), hanging up")
+            var active = try Self.health(server)["active_sentences"] as? Int ?? -1
+            for _ in 0..<100 where active != 0 {
+                usleep(100_000)
+                active = try Self.health(server)["active_sentences"] as? Int ?? -1
+            }
+            XCTAssertEqual(active, 0, "\(path): the hung-up request's sentences left their batch")
         }
-        XCTAssertEqual(active, 0, "the hung-up request's sentences left their batch")
         // The server still answers.
         let (_, answer) = try Self.shell("curl -s -H 'Content-Type: application/json' -d '{\"q\": \"A dog.\", \"source\": \"en\", \"target\": \"de\"}' \(server.url)/translate")
         XCTAssertTrue(answer.contains("translatedText"), answer)
+    }
+
+    /// Translation requests on one connection: it stays open between them (keep-alive), both APIs, while
+    /// a client that hangs up still has its sentences leave (testDisconnectedClientsSentencesLeave).
+    func testTranslationRequestsShareAConnection() throws {
+        let server = try Server([])
+        let json = "-H 'Content-Type: application/json'"
+        let (status, output) = try Self.shell(
+            "curl -sv \(json) -d '{\"q\": \"A dog.\", \"source\": \"en\", \"target\": \"de\"}' \(server.url)/translate " +
+            "--next \(json) -d '{\"text\": \"A cat.\", \"source\": \"en\", \"target\": \"de\"}' \(server.url)/v1/translate " +
+            "--next \(json) -d '{\"q\": \"Two dogs.\", \"source\": \"en\", \"target\": \"de\"}' \(server.url)/translate 2>&1")
+        XCTAssertEqual(status, 0, output)
+        XCTAssertEqual(output.components(separatedBy: "Re-using existing connection").count - 1, 2, output)
+        XCTAssertEqual(output.components(separatedBy: "\"translatedText\"").count - 1, 2, output)
+        XCTAssertEqual(output.components(separatedBy: "\"translations\"").count - 1, 1, output)
     }
 
     /// SIGTERM while a request is decoded: the request is answered in full, then the server exits 0.
