@@ -72,30 +72,36 @@ NMT_VECTOR static float dot(const float *x, const float *y, int n) {
     return s;
 }
 
+// One row of additive attention over positions 0 ..< n: position i's key at keys + i·keyStride, its
+// annotation at enc + i·encStride; with a mask, positions where mask[i·maskStride] is 0 are skipped
+// (α = 0). Writes α [n] and ctx [C].
+static void attend_row(int n, int A, int C, const float *keys, size_t keyStride, const float *enc, size_t encStride,
+                       const float *mask, size_t maskStride, const float *q, const float *v, float *al, float *ctx) {
+    float maxScore = -INFINITY;
+    for (int i = 0; i < n; i++) {
+        if (mask && mask[(size_t)i * maskStride] == 0.0f) { al[i] = -INFINITY; continue; }
+        al[i] = attention_energy(keys + (size_t)i * keyStride, q, v, A);
+        if (al[i] > maxScore) maxScore = al[i];
+    }
+    float sum = 0.0f;
+    for (int i = 0; i < n; i++) {
+        al[i] = mask && mask[(size_t)i * maskStride] == 0.0f ? 0.0f : expf(al[i] - maxScore);
+        sum += al[i];
+    }
+    float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
+    memset(ctx, 0, sizeof(float) * (size_t)C);
+    for (int i = 0; i < n; i++) {
+        al[i] *= inv;
+        if (al[i] != 0.0f) axpy(al[i], enc + (size_t)i * encStride, ctx, C);
+    }
+}
+
 void nmt_attention_forward(int Ts, int B, int A, int C, const float *keys, const float *query,
                            int ldq, const float *v, const float *srcMask, const float *enc,
                            float *alpha, float *ctx) {
     for (int b = 0; b < B; b++) {
-        float *al = alpha + (size_t)b * Ts;
-        const float *q = query + (size_t)b * ldq;
-        float maxScore = -INFINITY;
-        for (int i = 0; i < Ts; i++) {
-            if (srcMask[(size_t)i * B + b] == 0.0f) { al[i] = -INFINITY; continue; }
-            al[i] = attention_energy(keys + ((size_t)i * B + b) * A, q, v, A);
-            if (al[i] > maxScore) maxScore = al[i];
-        }
-        float sum = 0.0f;
-        for (int i = 0; i < Ts; i++) {
-            al[i] = srcMask[(size_t)i * B + b] == 0.0f ? 0.0f : expf(al[i] - maxScore);
-            sum += al[i];
-        }
-        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        float *cb = ctx + (size_t)b * C;
-        memset(cb, 0, sizeof(float) * (size_t)C);
-        for (int i = 0; i < Ts; i++) {
-            al[i] *= inv;
-            if (al[i] != 0.0f) axpy(al[i], enc + ((size_t)i * B + b) * C, cb, C);
-        }
+        attend_row(Ts, A, C, keys + (size_t)b * A, (size_t)B * A, enc + (size_t)b * C, (size_t)B * C, srcMask + b, (size_t)B,
+                   query + (size_t)b * ldq, v, alpha + (size_t)b * Ts, ctx + (size_t)b * C);
     }
 }
 
@@ -104,27 +110,9 @@ void nmt_attention_forward_pooled(int R, int Ts, int A, int C, const float *keys
                                   const float *v, float *alpha, float *ctx) {
     for (int r = 0; r < R; r++) {
         float *al = alpha + (size_t)r * Ts;
-        const float *q = query + (size_t)r * ldq;
-        const float *rowKeys = keys + (size_t)starts[r] * A, *rowEnc = enc + (size_t)starts[r] * C;
-        const int n = lengths[r];
-        float maxScore = -INFINITY;
-        for (int i = 0; i < n; i++) {
-            al[i] = attention_energy(rowKeys + (size_t)i * A, q, v, A);
-            if (al[i] > maxScore) maxScore = al[i];
-        }
-        float sum = 0.0f;
-        for (int i = 0; i < n; i++) {
-            al[i] = expf(al[i] - maxScore);
-            sum += al[i];
-        }
-        float inv = sum > 0.0f ? 1.0f / sum : 0.0f;
-        float *cr = ctx + (size_t)r * C;
-        memset(cr, 0, sizeof(float) * (size_t)C);
-        for (int i = 0; i < n; i++) {
-            al[i] *= inv;
-            if (al[i] != 0.0f) axpy(al[i], rowEnc + (size_t)i * C, cr, C);
-        }
-        for (int i = n; i < Ts; i++) al[i] = 0.0f;
+        attend_row(lengths[r], A, C, keys + (size_t)starts[r] * A, (size_t)A, enc + (size_t)starts[r] * C, (size_t)C, NULL, 0,
+                   query + (size_t)r * ldq, v, al, ctx + (size_t)r * C);
+        for (int i = lengths[r]; i < Ts; i++) al[i] = 0.0f;
     }
 }
 
