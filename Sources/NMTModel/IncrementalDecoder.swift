@@ -214,7 +214,7 @@ package final class IncrementalDecoder: IncrementalDecoding {
                                     into: initial.pointer)
         cgru.projectKeys(p, annotations: encoded, rows: tn * b, into: sentenceKeys.pointer)
         let added = sourceLengths.reduce(0) { $0 + Int($1) }
-        if pooledPositions + added > pooledCapacity { repackPool(room: added) }
+        if pooledPositions + added > pooledCapacity { repackPool(live: livePositions(), room: added) }
         for s in 0..<b {
             let start = pooledPositions, length = Int(sourceLengths[s])
             for t in 0..<length {
@@ -245,13 +245,18 @@ package final class IncrementalDecoder: IncrementalDecoding {
         sourceSteps = ts
     }
 
-    /// Copies the positions the rows point at to the start of a pool with room for `room` more, and
-    /// points the rows there. The rows of a sentence are consecutive and share one start, so each
-    /// sentence is copied once.
-    private func repackPool(room: Int) {
-        let cs = model.config.contextSize, a = model.config.attentionSize
+    /// The pooled positions the rows point at. The rows of a sentence are consecutive and share one
+    /// start, so a sentence's positions are counted (and, in `repackPool`, copied) at its first row.
+    private func livePositions() -> Int {
         var live = 0
         for i in 0..<rows where i == 0 || rowSourceStarts[i] != rowSourceStarts[i - 1] { live += Int(rowSourceLengths[i]) }
+        return live
+    }
+
+    /// Copies the `live` positions the rows point at to the start of a pool with room for `room` more,
+    /// and points the rows there.
+    private func repackPool(live: Int, room: Int) {
+        let cs = model.config.contextSize, a = model.config.attentionSize
         // Twice what is needed, so that sentences joining one or a few at a time repack rarely.
         let capacity = 2 * (live + room)
         spareAnnotations.reserve(capacity * cs)
@@ -331,12 +336,9 @@ package final class IncrementalDecoder: IncrementalDecoding {
         let d = model.config.decoderHiddenSize
         spareRowSourceStarts.removeAll(keepingCapacity: true)
         spareRowSourceLengths.removeAll(keepingCapacity: true)
-        var live = 0
         for i in 0..<count {
-            let row = Int(kept[i])
-            spareRowSourceStarts.append(rowSourceStarts[row])
-            spareRowSourceLengths.append(rowSourceLengths[row])
-            if i == 0 || spareRowSourceStarts[i] != spareRowSourceStarts[i - 1] { live += Int(rowSourceLengths[row]) }
+            spareRowSourceStarts.append(rowSourceStarts[Int(kept[i])])
+            spareRowSourceLengths.append(rowSourceLengths[Int(kept[i])])
         }
         swap(&rowSourceStarts, &spareRowSourceStarts)
         swap(&rowSourceLengths, &spareRowSourceLengths)
@@ -356,10 +358,11 @@ package final class IncrementalDecoder: IncrementalDecoding {
         }
         rows = count
         sourceSteps = count == 0 ? 0 : max(1, Int(rowSourceLengths.max()!))
+        let live = livePositions()
         if count == 0 {
             pooledPositions = 0
         } else if pooledPositions > 2 * live {
-            repackPool(room: 0)
+            repackPool(live: live, room: 0)
         }
     }
 }

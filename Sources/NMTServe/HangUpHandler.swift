@@ -30,23 +30,15 @@ final class HangUpHandler: ChannelInboundHandler, RemovableChannelHandler, Senda
         Self.watchesLock.withLock { Self.watches[key] = HangUpWatch() }
     }
 
+    /// A closed connection's handlers are removed: the watch goes, and a request still in flight is cancelled.
     func handlerRemoved(context: ChannelHandlerContext) {
         let key = ObjectIdentifier(context.channel)
         Self.watchesLock.withLock { Self.watches.removeValue(forKey: key) }?.hungUp()
     }
 
-    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
-        context.fireChannelRead(data)
-    }
-
     func userInboundEventTriggered(context: ChannelHandlerContext, event: Any) {
         if case .inputClosed? = event as? ChannelEvent { Self.watch(of: context.channel)?.hungUp() }
         context.fireUserInboundEventTriggered(event)
-    }
-
-    func channelInactive(context: ChannelHandlerContext) {
-        Self.watch(of: context.channel)?.hungUp()
-        context.fireChannelInactive()
     }
 }
 
